@@ -1,0 +1,115 @@
+"""One typed configuration object, read from ``RECORDER_*`` environment variables.
+
+Every field has a documented default; ``RecorderConfig.from_env()`` overrides a field
+when ``RECORDER_<FIELD NAME IN CAPITALS>`` is set. The README lists them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "RECORDER_"
+_AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
+
+
+class ConfigError(ValueError):
+    """A setting is missing its meaning: wrong type, out of range, or inconsistent."""
+
+
+def _doc(text: str, default: Any) -> Any:
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Settings of the recording core. Sizes are pixels, times seconds, rates bits/s."""
+
+    output_dir: Path = _doc("Root folder; files go to <output_dir>/<room>/.", Path("recordings"))  # noqa: RUF009
+
+    # Video encoding (libx264).
+    x264_preset: str = _doc("libx264 preset; 'veryfast' keeps up in real time.", "veryfast")
+    x264_tune: str = _doc("libx264 tune; 'zerolatency' avoids frame buffering.", "zerolatency")
+    video_crf: int = _doc("Constant rate factor (quality) when video_bitrate is 0.", 23)
+    video_bitrate: int = _doc("Target video bitrate in bit/s; 0 means CRF mode.", 0)
+    gop_seconds: float = _doc("Keyframe interval in seconds.", 2.0)
+    nominal_fps: int = _doc("Frame rate used to size the GOP and rate control.", 30)
+    x264_threads: int = _doc("libx264 threads per recording; 0 lets libx264 choose.", 2)
+
+    # Canvas.
+    canvas_max_long: int = _doc("Longest canvas edge; larger first frames are scaled down.", 1920)
+    canvas_max_short: int = _doc("Shortest canvas edge cap.", 1080)
+    canvas_width: int = _doc("Fixed canvas width; 0 takes the first frame's size.", 0)
+    canvas_height: int = _doc("Fixed canvas height; 0 takes the first frame's size.", 0)
+    fallback_width: int = _doc("Canvas width when no video arrives before layout_wait.", 1280)
+    fallback_height: int = _doc("Canvas height when no video arrives before layout_wait.", 720)
+    layout_wait: float = _doc("How long audio may wait for a first video frame.", 1.0)
+    max_input_dimension: int = _doc("Frames wider or taller than this are dropped.", 8192)
+
+    # Audio encoding (AAC-LC).
+    audio_sample_rate: int = _doc("Output sample rate.", 48000)
+    audio_channels: int = _doc("Output channels (1 or 2).", 1)
+    audio_bitrate: int = _doc("AAC bitrate in bit/s.", 64000)
+
+    # Timeline.
+    gap_fill_delay: float = _doc("Media lag before silence or a repeated frame fills a gap.", 0.5)
+    video_fill_interval: float = _doc("Interval of the repeated frame while video stops.", 1.0)
+
+    # Queues, durability, bookkeeping.
+    video_queue_frames: int = _doc("Video frames that may wait for the encoder.", 30)
+    audio_queue_frames: int = _doc("Audio frames that may wait (500 x 10 ms = 5 s).", 500)
+    fsync_interval: float = _doc("Seconds between fsync calls on the recording.", 1.0)
+    manifest_interval: float = _doc("Seconds between manifest rewrites (also at each event).", 5.0)
+    max_manifest_events: int = _doc("Events kept in the manifest; later ones are counted.", 1000)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.video_crf in range(0, 52), "video_crf must be 0..51"),
+            (self.video_bitrate >= 0, "video_bitrate must be >= 0"),
+            (self.gop_seconds > 0, "gop_seconds must be > 0"),
+            (self.nominal_fps > 0, "nominal_fps must be > 0"),
+            (self.x264_threads >= 0, "x264_threads must be >= 0"),
+            (self.canvas_max_long >= self.canvas_max_short >= 2, "canvas caps must be >= 2"),
+            ((self.canvas_width == 0) == (self.canvas_height == 0), "set both canvas sizes"),
+            (self.canvas_width >= 0 and self.canvas_height >= 0, "canvas size must be >= 0"),
+            (self.fallback_width >= 2 and self.fallback_height >= 2, "fallback canvas >= 2"),
+            (self.audio_channels in (1, 2), "audio_channels must be 1 or 2"),
+            (self.audio_sample_rate in _AAC_RATES, f"audio_sample_rate must be in {_AAC_RATES}"),
+            (self.audio_bitrate > 0, "audio_bitrate must be > 0"),
+            (self.video_queue_frames > 0 and self.audio_queue_frames > 0, "queues must be > 0"),
+            (self.fsync_interval >= 0, "fsync_interval must be >= 0"),
+            (self.gap_fill_delay >= 0 and self.video_fill_interval > 0, "bad fill timing"),
+            (self.layout_wait >= 0 and self.manifest_interval > 0, "bad wait timing"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RecorderConfig:
+        """Build a config from ``RECORDER_*`` variables; keyword overrides win."""
+        env = os.environ if env is None else env
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            try:
+                values[f.name] = hints[f.name](raw)
+            except ValueError as e:
+                raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {e}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def documented_fields(cls) -> list[tuple[str, Any, str]]:
+        """(environment variable, default, meaning) for each field, for the README."""
+        return [
+            (ENV_PREFIX + f.name.upper(), f.default, f.metadata["doc"])
+            for f in dataclasses.fields(cls)
+        ]

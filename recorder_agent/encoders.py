@@ -1,0 +1,130 @@
+"""H.264 (libx264) and AAC-LC encoders, each owning one stream of the TS muxer.
+
+Encoders run on the recording's worker thread; PyAV releases the GIL inside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from .canvas import Size
+from .config import RecorderConfig
+from .muxer import TsMuxer
+from .timeline import AAC_FRAME, VIDEO_CLOCK
+
+
+def video_settings(config: RecorderConfig) -> dict[str, Any]:
+    """The libx264 settings, as recorded in the manifest."""
+    rate = {"bitrate": config.video_bitrate} if config.video_bitrate else {"crf": config.video_crf}
+    return {
+        "codec": "h264",
+        "encoder": "libx264",
+        "preset": config.x264_preset,
+        "tune": config.x264_tune,
+        "gop_frames": max(1, round(config.gop_seconds * config.nominal_fps)),
+        "threads": config.x264_threads,
+        **rate,
+    }
+
+
+def start_offset(config: RecorderConfig) -> int:
+    """90 kHz ticks by which every stream is shifted so that none starts below zero.
+
+    The AAC encoder's first packet (its priming) has pts -1024 samples; a negative pts
+    would wrap around the 33-bit TS clock. Shifting both streams by that much keeps
+    them aligned and the file starting at 0.
+    """
+    return AAC_FRAME * VIDEO_CLOCK // config.audio_sample_rate
+
+
+class VideoEncoder:
+    """libx264 on a fixed canvas; frames carry 90 kHz pts."""
+
+    def __init__(self, muxer: TsMuxer, config: RecorderConfig, canvas: Size) -> None:
+        self._offset = start_offset(config)
+        settings = video_settings(config)
+        self.stream = muxer.add_stream("libx264", rate=config.nominal_fps)
+        ctx = self.stream.codec_context
+        ctx.width, ctx.height = canvas.width, canvas.height
+        ctx.pix_fmt = "yuv420p"
+        ctx.time_base = Fraction(1, VIDEO_CLOCK)
+        ctx.gop_size = settings["gop_frames"]
+        ctx.thread_count = config.x264_threads
+        options = {"preset": config.x264_preset, "tune": config.x264_tune}
+        if config.video_bitrate:
+            ctx.bit_rate = config.video_bitrate
+            options.update(maxrate=str(config.video_bitrate), bufsize=str(config.video_bitrate))
+        else:
+            options["crf"] = str(config.video_crf)
+        ctx.options = options
+        self.stream.time_base = Fraction(1, VIDEO_CLOCK)
+        ctx.open()
+        self.frames = 0
+
+    def encode(self, frame: av.VideoFrame, pts: int) -> list[av.Packet]:
+        frame.pts = pts + self._offset
+        frame.time_base = self.stream.codec_context.time_base
+        self.frames += 1
+        return self.stream.encode(frame)
+
+    def flush(self) -> list[av.Packet]:
+        return self.stream.encode(None)
+
+
+class AudioEncoder:
+    """AAC-LC at a fixed rate and layout. Takes float samples already on the timeline,
+    cuts them into 1024-sample AAC frames and stamps pts from the sample count."""
+
+    def __init__(self, muxer: TsMuxer, config: RecorderConfig) -> None:
+        self.rate = config.audio_sample_rate
+        self.channels = config.audio_channels
+        self.layout = "mono" if self.channels == 1 else "stereo"
+        self.stream = muxer.add_stream("aac", rate=self.rate, layout=self.layout)
+        ctx = self.stream.codec_context
+        ctx.bit_rate = config.audio_bitrate
+        ctx.time_base = Fraction(1, self.rate)
+        self.stream.time_base = Fraction(1, self.rate)
+        ctx.open()
+        self._pending = np.zeros((self.channels, 0), dtype=np.float32)
+        self._next_pts = AAC_FRAME  # see start_offset()
+        self.samples = 0
+
+    def resampler(self) -> av.AudioResampler:
+        """A resampler to this encoder's input format (one per input format)."""
+        return av.AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+
+    def write(self, samples: np.ndarray) -> list[av.Packet]:
+        """Append planar float32 ``samples`` (channels x n); encode each full AAC frame."""
+        self.samples += samples.shape[1]
+        self._pending = np.concatenate((self._pending, samples), axis=1)
+        packets: list[av.Packet] = []
+        while self._pending.shape[1] >= AAC_FRAME:
+            packets += self._encode(self._pending[:, :AAC_FRAME])
+            self._pending = self._pending[:, AAC_FRAME:]
+        return packets
+
+    def write_silence(self, count: int) -> Iterator[av.Packet]:
+        """Encode ``count`` samples of silence lazily, a chunk at a time: a gap may last
+        hours, and the muxer should take its packets as they come."""
+        while count > 0:
+            n = min(count, 64 * AAC_FRAME)
+            yield from self.write(np.zeros((self.channels, n), dtype=np.float32))
+            count -= n
+
+    def flush(self) -> list[av.Packet]:
+        packets = self._encode(self._pending) if self._pending.shape[1] else []
+        self._pending = self._pending[:, :0]
+        return packets + self.stream.encode(None)
+
+    def _encode(self, block: np.ndarray) -> list[av.Packet]:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block), "fltp", self.layout)
+        frame.sample_rate = self.rate
+        frame.pts = self._next_pts
+        frame.time_base = Fraction(1, self.rate)
+        self._next_pts += block.shape[1]
+        return self.stream.encode(frame)

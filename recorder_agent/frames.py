@@ -1,0 +1,106 @@
+"""Check LiveKit frames and turn them into PyAV frames, one copy each.
+
+Every ``rtc.VideoBufferType`` the SDK can hand over maps to an FFmpeg pixel format
+with the same memory layout (LiveKit names formats by byte order: RGBA is R,G,B,A in
+memory, which libyuv calls ABGR). Odd sizes follow the SDK's rule for chroma planes:
+``(n + 1) // 2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import av
+import numpy as np
+from livekit import rtc
+
+VBT = rtc.VideoBufferType
+
+PlaneShape = list[tuple[int, int]]  # (rows, bytes per row) for each plane
+
+
+def _packed(bpp: int) -> Callable[[int, int], PlaneShape]:
+    return lambda w, h: [(h, w * bpp)]
+
+
+def _yuv(cw: Callable[[int], int], ch: Callable[[int], int], bps: int = 1, alpha: bool = False):
+    def shape(w: int, h: int) -> PlaneShape:
+        chroma = (ch(h), cw(w) * bps)
+        return [(h, w * bps), chroma, chroma] + ([(h, w)] if alpha else [])
+
+    return shape
+
+
+def _half(n: int) -> int:
+    return (n + 1) // 2
+
+
+def _same(n: int) -> int:
+    return n
+
+
+def _nv12(w: int, h: int) -> PlaneShape:
+    return [(h, w), (_half(h), _half(w) * 2)]
+
+
+_FORMATS: dict[int, tuple[str, Callable[[int, int], PlaneShape]]] = {
+    VBT.RGBA: ("rgba", _packed(4)),
+    VBT.BGRA: ("bgra", _packed(4)),
+    VBT.ARGB: ("argb", _packed(4)),
+    VBT.ABGR: ("abgr", _packed(4)),
+    VBT.RGB24: ("rgb24", _packed(3)),
+    VBT.I420: ("yuv420p", _yuv(_half, _half)),
+    VBT.I420A: ("yuva420p", _yuv(_half, _half, alpha=True)),
+    VBT.I422: ("yuv422p", _yuv(_half, _same)),
+    VBT.I444: ("yuv444p", _yuv(_same, _same)),
+    VBT.I010: ("yuv420p10le", _yuv(_half, _half, bps=2)),
+    VBT.NV12: ("nv12", _nv12),
+}
+
+
+class BadFrame(ValueError):
+    """A frame the recording cannot take. ``reason`` is a short key for counters."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def video_to_av(frame: rtc.VideoFrame, max_dimension: int) -> av.VideoFrame:
+    """Validate ``frame`` and copy it into a PyAV frame of the matching pixel format."""
+    w, h = frame.width, frame.height
+    if w <= 0 or h <= 0 or w > max_dimension or h > max_dimension:
+        raise BadFrame("bad_size", f"{w}x{h} (limit {max_dimension})")
+    try:
+        pix_fmt, shape_of = _FORMATS[frame.type]
+    except KeyError:
+        raise BadFrame("bad_format", f"unsupported buffer type {frame.type!r}") from None
+    shape = shape_of(w, h)
+    src = np.frombuffer(frame.data, dtype=np.uint8)
+    expected = sum(rows * row for rows, row in shape)
+    if src.size != expected:
+        raise BadFrame("bad_buffer", f"{src.size} bytes for {pix_fmt} {w}x{h}, want {expected}")
+    out = av.VideoFrame(w, h, pix_fmt)
+    offset = 0
+    for plane, (rows, row) in zip(out.planes, shape, strict=True):
+        dst = np.frombuffer(plane, dtype=np.uint8).reshape(-1, plane.line_size)
+        dst[:rows, :row] = src[offset : offset + rows * row].reshape(rows, row)
+        offset += rows * row
+    return out
+
+
+MAX_AUDIO_CHANNELS = 8
+AUDIO_RATES = range(8000, 192_001)
+
+
+def audio_to_av(frame: rtc.AudioFrame) -> av.AudioFrame:
+    """Validate an int16 interleaved ``frame`` and wrap it as a PyAV ``s16`` frame."""
+    ch, rate, n = frame.num_channels, frame.sample_rate, frame.samples_per_channel
+    if not 1 <= ch <= MAX_AUDIO_CHANNELS or rate not in AUDIO_RATES or n <= 0:
+        raise BadFrame("bad_audio_format", f"{ch} channels, {rate} Hz, {n} samples")
+    data = np.frombuffer(frame.data, dtype=np.int16)
+    if data.size != ch * n:
+        raise BadFrame("bad_buffer", f"{data.size} samples for {ch}x{n}")
+    out = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout=f"{ch}c")
+    out.sample_rate = rate
+    return out

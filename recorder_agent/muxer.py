@@ -1,0 +1,58 @@
+"""libavformat's mpegts muxer, driven so that every packet reaches the sink at once.
+
+Two defaults of libavformat would hold data back (see DEVELOPERS.md, "Facts already
+measured"): the interleaver waits up to 10 s for a packet of every stream, and AVIO
+buffers output. ``max_interleave_delta=1`` (1 µs) makes the interleaver release a packet
+as soon as any later one arrives, whatever the other stream does, and
+``flush_packets=1`` pushes AVIO's buffer to the sink after every packet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import av
+
+from .sink import TS_PACKET, FileSink
+
+MUXER_OPTIONS = {
+    "flush_packets": "1",
+    "max_interleave_delta": "1",
+    # PAT/PMT before every keyframe as well as on their usual period, so that a
+    # reader that starts anywhere (or a file cut anywhere) finds its tables quickly.
+    "mpegts_flags": "+resend_headers",
+}
+
+
+class TsMuxer:
+    """One MPEG-TS output. Streams are added before the first ``write``.
+
+    >>> muxer = TsMuxer(FileSink(path))
+    >>> video = muxer.add_stream("libx264", rate=30)   # configure video.codec_context
+    >>> muxer.write(video.encode(frame))
+    >>> muxer.close()
+    """
+
+    def __init__(self, sink: FileSink) -> None:
+        self.sink = sink
+        self._container: Any = av.open(
+            sink,
+            "w",
+            format="mpegts",
+            # A multiple of 188, so AVIO's own buffer boundaries fall between packets.
+            buffer_size=TS_PACKET * 64,
+            container_options=MUXER_OPTIONS,
+        )
+
+    def add_stream(self, codec_name: str, **kwargs: Any) -> Any:
+        """Declare a stream; its codec context is the encoder (see encoders.py)."""
+        return self._container.add_stream(codec_name, **kwargs)
+
+    def write(self, packets: Iterable[av.Packet]) -> None:
+        for packet in packets:
+            self._container.mux_one(packet)
+
+    def close(self) -> None:
+        """Flush the interleaver and write what is left. Safe to call twice."""
+        self._container.close()

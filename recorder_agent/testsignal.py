@@ -1,0 +1,116 @@
+"""Synthetic participants: frames built through the LiveKit SDK itself, with flash/beep
+sync markers at known instants (``inspect`` measures A/V offset from them).
+
+Used by ``make demo``, the benchmarks and the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from livekit import rtc
+
+from .session import ParticipantRecording
+
+VBT = rtc.VideoBufferType
+DARK, FLASH = 40, 235  # luma of normal and flash frames
+RED_YUV = (81, 90, 240)  # BT.601 limited-range red
+RATE = 48_000
+AUDIO_FRAME = 480  # 10 ms, what LiveKit's AudioStream delivers
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+def yuv_frame(
+    w: int, h: int, yuv: tuple[int, int, int], buffer_type: int = VBT.I420
+) -> rtc.VideoFrame:
+    """A flat-colour frame of any buffer type. Planar types are filled plane by plane
+    through the SDK's own plane layout (``get_plane``); packed RGB types come from the
+    SDK's own I420 conversion."""
+    y, u, v = yuv
+    if buffer_type in (VBT.RGBA, VBT.BGRA, VBT.ARGB, VBT.ABGR, VBT.RGB24):
+        return yuv_frame(w, h, yuv).convert(buffer_type)
+    size = {VBT.I420: 1.5, VBT.I420A: 2.5, VBT.I422: 2, VBT.I444: 3, VBT.I010: 3, VBT.NV12: 1.5}
+    cw, ch = (w + 1) // 2, (h + 1) // 2
+    length = {
+        VBT.I420: w * h + 2 * cw * ch,
+        VBT.I420A: 2 * w * h + 2 * cw * ch,
+        VBT.I422: w * h + 2 * cw * h,
+        VBT.I444: 3 * w * h,
+        VBT.I010: 2 * w * h + 4 * cw * ch,
+        VBT.NV12: w * h + 2 * cw * ch,
+    }[buffer_type]
+    assert buffer_type in size
+    frame = rtc.VideoFrame(w, h, buffer_type, bytearray(length))
+    if buffer_type == VBT.I010:
+        values = [y << 2, u << 2, v << 2]
+        for i, val in enumerate(values):
+            np.frombuffer(frame.get_plane(i), np.uint16)[:] = val
+    elif buffer_type == VBT.NV12:
+        np.frombuffer(frame.get_plane(0), np.uint8)[:] = y
+        uv = np.frombuffer(frame.get_plane(1), np.uint8)
+        uv[0::2], uv[1::2] = u, v
+    else:
+        for i, val in enumerate([y, u, v, 255]):
+            plane = frame.get_plane(i)
+            if plane is not None:
+                np.frombuffer(plane, np.uint8)[:] = val
+    return frame
+
+
+def luma_frame(w: int, h: int, luma: int) -> rtc.VideoFrame:
+    return yuv_frame(w, h, (luma, 128, 128))
+
+
+def tone(n: int, offset: int, amplitude: float, freq: float = 1000.0) -> np.ndarray:
+    t = (np.arange(n) + offset) / RATE
+    return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype(np.int16)
+
+
+@dataclass
+class Participant:
+    """Feeds ``seconds`` of 30 fps video and 10 ms audio frames with markers.
+
+    Video frames are dark, white during the 66 ms after each marker; audio is a quiet
+    tone, loud during the 100 ms after each marker. Timestamps are simulated from
+    ``start_us`` and the feeding is as fast as the recording takes it (``drain``).
+    """
+
+    rec: ParticipantRecording
+    start_us: int
+    width: int = 320
+    height: int = 240
+    fps: int = 30
+    markers: Sequence[float] = ()
+    video: bool = True
+    audio: bool = True
+
+    def feed(self, t_from: float, t_to: float, drain_every: float = 0.5) -> None:
+        next_drain = t_from + drain_every
+        vi = round(t_from * self.fps)
+        ai = round(t_from * RATE / AUDIO_FRAME)
+        while True:
+            tv = vi / self.fps
+            ta = ai * AUDIO_FRAME / RATE
+            t_now = min(tv if self.video else 1e9, ta if self.audio else 1e9)
+            if t_now >= t_to:
+                break
+            if self.video and (tv <= ta or not self.audio):
+                flash = any(0 <= tv - m < 2 / self.fps for m in self.markers)
+                frame = luma_frame(self.width, self.height, FLASH if flash else DARK)
+                self.rec.push_video(frame, self.start_us + int(tv * 1e6))
+                vi += 1
+            else:
+                loud = any(0 <= ta - m < 0.1 for m in self.markers)
+                samples = tone(AUDIO_FRAME, ai * AUDIO_FRAME, 0.5 if loud else 0.005)
+                frame = rtc.AudioFrame(samples.tobytes(), RATE, 1, AUDIO_FRAME)
+                self.rec.push_audio(frame, self.start_us + int(ta * 1e6))
+                ai += 1
+            if t_now >= next_drain:
+                assert self.rec.drain(60), "recording did not keep up"
+                next_drain += drain_every

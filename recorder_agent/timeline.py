@@ -1,0 +1,101 @@
+"""One timeline per file: where each frame goes, and what fills the holes.
+
+All times in µs on the producer's clock (``time.monotonic`` for LiveKit frames). The
+file's zero is the first media instant the recording saw (``origin_us``).
+
+* Video pts come straight from frame timestamps (90 kHz); a timestamp that does not
+  move forward is refused.
+* Audio pts come from the sample count, so audio is gap-free by construction. Each
+  frame's arrival time anchors it: when the count drifts from arrival by more than one
+  audio frame, the timeline re-anchors, filling a gap with silence or trimming an
+  overlap. Arrival can only be late, never early: a frame followed at once by the next
+  one (a burst after the producer stalled) was late, so it is not taken as a gap.
+* When a stream stops, the other one keeps the file moving: silence is added, or the
+  last picture is repeated, ``fill_delay`` behind the newest media time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+VIDEO_CLOCK = 90_000
+AAC_FRAME = 1024
+
+
+def us_to(units_per_s: int, us: int) -> int:
+    return us * units_per_s // 1_000_000
+
+
+@dataclass
+class AudioPlacement:
+    silence: int  # samples of silence to write before the frame
+    trim: int  # samples to cut from the frame's start
+
+
+class AudioTimeline:
+    """Sample-count clock for one output audio stream.
+
+    >>> tl = AudioTimeline(48_000, origin_us=0)
+    >>> tl.place(start_us=0, samples=480, next_start_us=None)
+    AudioPlacement(silence=0, trim=0)
+    >>> tl.place(start_us=1_000_000, samples=480, next_start_us=None).silence  # 990 ms gap
+    47520
+    """
+
+    def __init__(self, sample_rate: int, origin_us: int) -> None:
+        self.rate = sample_rate
+        self.origin_us = origin_us
+        self.next_sample = 0  # pts of the next sample to be written
+
+    def place(self, start_us: int, samples: int, next_start_us: int | None) -> AudioPlacement:
+        """Where a frame of ``samples`` (output rate) that starts at ``start_us`` goes;
+        ``next_start_us`` is the following frame's start, when it is known already."""
+        actual = us_to(self.rate, start_us - self.origin_us)
+        drift = actual - self.next_sample
+        tolerance = max(samples, AAC_FRAME)
+        duration_us = samples * 1_000_000 // self.rate
+        burst = next_start_us is not None and next_start_us - start_us < duration_us // 2
+        silence = drift if drift > tolerance and not burst else 0
+        trim = min(samples, -drift) if drift < -tolerance else 0
+        self.next_sample += silence + samples - trim
+        return AudioPlacement(silence, trim)
+
+    def silence_until(self, t_us: int) -> int:
+        """Samples of silence that bring the stream up to ``t_us`` (0 if already there)."""
+        target = us_to(self.rate, t_us - self.origin_us)
+        missing = max(0, target - self.next_sample)
+        self.next_sample += missing
+        return missing
+
+    @property
+    def end_us(self) -> int:
+        return self.origin_us + self.next_sample * 1_000_000 // self.rate
+
+
+class VideoTimeline:
+    """90 kHz pts for frames, and the instants at which to repeat the last picture."""
+
+    def __init__(self, origin_us: int, fill_interval_us: int) -> None:
+        self.origin_us = origin_us
+        self.fill_interval = us_to(VIDEO_CLOCK, fill_interval_us)
+        self.last_pts: int | None = None
+
+    def place(self, timestamp_us: int) -> int | None:
+        """pts for a frame, or None when it does not move forward in time."""
+        pts = us_to(VIDEO_CLOCK, timestamp_us - self.origin_us)
+        if pts < 0 or (self.last_pts is not None and pts <= self.last_pts):
+            return None
+        self.last_pts = pts
+        return pts
+
+    def repeats_until(self, t_us: int) -> list[int]:
+        """pts of repeated frames needed so no hole before ``t_us`` is longer than the
+        fill interval. Starts from the origin when no frame was ever placed."""
+        target = us_to(VIDEO_CLOCK, t_us - self.origin_us)
+        out: list[int] = []
+        nxt = 0 if self.last_pts is None else self.last_pts + self.fill_interval
+        while nxt <= target:
+            out.append(nxt)
+            self.last_pts = nxt
+            nxt += self.fill_interval
+        return out

@@ -1,0 +1,234 @@
+"""The recording core, fed through its public API and checked by decoding the files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo, RecordingState
+from recorder_agent.inspection import inspect_file
+from recorder_agent.testsignal import (
+    DARK,
+    FLASH,
+    RED_YUV,
+    VBT,
+    Participant,
+    luma_frame,
+    now_us,
+    yuv_frame,
+)
+from recorder_agent.timeline import AAC_FRAME
+
+from .conftest import ffprobe
+from .decode import decode, luma_at
+
+FRAME = 1 / 30
+
+
+def record(config: RecorderConfig, identity: str = "alice", **kw) -> ParticipantRecording:
+    return ParticipantRecording(config, RecordingInfo("room", identity, **kw))
+
+
+def finish(rec: ParticipantRecording) -> Path:
+    rec.close("test_done")
+    assert rec.wait(60)
+    assert rec.state is RecordingState.FINISHED, rec.error
+    assert rec.path is not None
+    return rec.path
+
+
+def test_codecs_duration_and_monotonic_timestamps(config):
+    rec = record(config)
+    Participant(rec, now_us()).feed(0, 6.0)
+    path = finish(rec)
+
+    probe = ffprobe(path)
+    assert probe["format"]["format_name"] == "mpegts"
+    codecs = sorted(s["codec_name"] for s in probe["streams"])
+    assert codecs == ["aac", "h264"]
+    aac = next(s for s in probe["streams"] if s["codec_name"] == "aac")
+    assert aac["profile"] == "LC"
+
+    d, _ = decode(path)
+    assert abs(d.video_duration - 6.0) <= FRAME
+    assert abs(d.audio_duration - 6.0) <= 2 * AAC_FRAME / 48_000  # priming + last frame pad
+    assert all(b > a for a, b in zip(d.video_pts, d.video_pts[1:], strict=False))
+    report = inspect_file(path)
+    assert report.ok, report.problems
+    assert not any(s.non_monotonic or s.gaps for s in report.streams)
+
+
+def test_flash_and_beep_fed_together_come_out_together(config):
+    markers = [1.0, 2.5, 4.0]
+    rec = record(config)
+    Participant(rec, now_us(), markers=markers).feed(0, 5.0)
+    report = inspect_file(finish(rec))
+    assert len(report.av_offsets_ms) == len(markers), report
+    one_audio_frame_ms = 1000 * AAC_FRAME / 48_000
+    assert max(abs(o) for o in report.av_offsets_ms) <= one_audio_frame_ms
+    # And the markers sit where they were fed, on the file's own clock.
+    start = min(s.start_s for s in report.streams)
+    for fed, seen in zip(markers, report.flashes_s, strict=True):
+        assert abs(seen - start - fed) <= FRAME
+
+
+def decodable_seconds(path: Path) -> float:
+    d, _ = decode(path)
+    return min(d.video_duration, d.audio_duration)
+
+
+def test_file_grows_while_recording(config):
+    rec = record(config)
+    p = Participant(rec, now_us())
+    sizes = []
+    for second in range(1, 5):
+        p.feed(second - 1, second)
+        assert rec.drain(30)
+        assert rec.path is not None
+        sizes.append(rec.path.stat().st_size)
+        assert sizes[-1] % 188 == 0
+        assert decodable_seconds(rec.path) >= second - 0.5
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    finish(rec)
+
+
+def test_declared_but_silent_audio_never_stalls_the_file(config):
+    rec = record(config)
+    p = Participant(rec, now_us(), audio=False)
+    for second in range(1, 4):
+        p.feed(second - 1, second)
+        assert rec.drain(30)
+        d, _ = decode(rec.path)
+        assert d.video_duration >= second - 0.5
+    d, _ = decode(finish(rec))
+    # The audio stream is there, continuous silence along the whole video.
+    assert abs(d.audio_duration - 3.0) <= 0.1
+    assert max(d.audio_rms) < 1e-3
+
+
+def test_mute_fills_silence_and_video_stop_repeats_last_picture(config):
+    rec = record(config)
+    p = Participant(rec, now_us())
+    p.feed(0, 2)
+    p.audio = False  # mic muted for 5 s, camera on
+    p.feed(2, 7)
+    p.audio, p.video = True, False  # camera off for 5 s, mic on
+    p.feed(7, 12)
+    p.video = True
+    p.feed(12, 14)
+    path = finish(rec)
+    d, _ = decode(path)
+    assert abs(d.audio_duration - 14) <= 0.05
+    assert abs(d.video_duration - 14) <= FRAME
+    # The last picture is repeated at a low rate: no hole longer than the fill interval
+    # plus the lag the fill keeps behind the newest media.
+    longest = max(b - a for a, b in zip(d.video_pts, d.video_pts[1:], strict=False))
+    assert longest <= config.video_fill_interval + config.gap_fill_delay
+    report = inspect_file(path)
+    assert report.ok and not any(s.gaps for s in report.streams)
+    events = json.loads(rec.manifest_path.read_text())["events"]
+    gaps = {e["type"]: e for e in events if e["type"].endswith("_gap")}
+    assert abs(gaps["audio_gap"]["duration_s"] - 5) < 0.6
+    assert abs(gaps["video_gap"]["duration_s"] - 5) < 1.1
+
+
+def test_audio_only_participant(config):
+    rec = record(config)
+    Participant(rec, now_us(), video=False).feed(0, 4)
+    path = finish(rec)
+    d, _ = decode(path)
+    assert abs(d.audio_duration - 4) <= 0.05
+    assert d.video_sizes == {(config.fallback_width, config.fallback_height)}
+    assert max(d.video_luma) < 20  # black, at a low rate
+    assert len(d.video_pts) <= 5
+    assert inspect_file(path).ok
+
+
+def test_video_starting_20_s_after_audio_keeps_its_timing(config):
+    rec = record(config)
+    p = Participant(rec, now_us(), video=False, markers=[21.0])
+    p.feed(0, 20)
+    p.video = True
+    p.feed(20, 23)
+    path = finish(rec)
+    report = inspect_file(path)
+    assert report.ok
+    assert abs(report.duration_s - 23) < 0.1
+    assert len(report.av_offsets_ms) == 1 and abs(report.av_offsets_ms[0]) <= 21.4
+    d, _ = decode(path)
+    first_real = next(t for t, y in zip(d.video_pts, d.video_luma, strict=True) if y > 25)
+    assert abs(first_real - d.video_pts[0] - 20) <= FRAME
+
+
+def test_canvas_is_fixed_and_other_shapes_are_letterboxed(config):
+    rec = record(config)
+    t0 = now_us()
+    shapes = [(640, 360), (360, 640), (321, 241), (1279, 719)]
+    for i, (w, h) in enumerate(shapes):
+        for k in range(10):
+            n = i * 10 + k
+            rec.push_video(luma_frame(w, h, FLASH), t0 + int(n * FRAME * 1e6))
+        assert rec.drain(30)
+    _, frames = decode(finish(rec), keep_frames=True)
+    assert {(f.width, f.height) for f in frames} == {(640, 360)}
+    landscape, portrait, odd, large = frames[5], frames[15], frames[25], frames[35]
+    for f in (landscape, large):
+        assert luma_at(f, 0.02, 0.5) > 200 and luma_at(f, 0.98, 0.5) > 200
+    # A portrait frame is pillarboxed: black sides, picture in the middle, not stretched.
+    assert luma_at(portrait, 0.05, 0.5) < 20 and luma_at(portrait, 0.95, 0.5) < 20
+    assert luma_at(portrait, 0.5, 0.5) > 200
+    assert luma_at(portrait, 0.5 - 0.95 * (360 * 360 / 640) / 640 / 2, 0.5) > 200
+    assert luma_at(odd, 0.5, 0.5) > 200
+
+
+def test_first_frame_is_capped_and_made_even(tmp_path):
+    config = RecorderConfig(output_dir=tmp_path, canvas_max_long=640, canvas_max_short=360)
+    rec = record(config)
+    rec.push_video(luma_frame(1921, 1081, DARK), now_us())
+    _, frames = decode(finish(rec), keep_frames=True)
+    assert (frames[0].width, frames[0].height) == (638, 360)
+
+
+def test_rotation_is_applied(config):
+    rec = record(config)
+    w, h = 320, 240
+    frame = luma_frame(w, h, DARK)
+    # Bright top half: after a quarter turn clockwise it is the right half.
+    import numpy as np
+
+    np.frombuffer(frame.get_plane(0), np.uint8).reshape(h, w)[: h // 2] = FLASH
+    rec.push_video(frame, now_us(), rotation=1)  # VIDEO_ROTATION_90
+    _, frames = decode(finish(rec), keep_frames=True)
+    f = frames[0]
+    assert (f.width, f.height) == (240, 320)
+    assert luma_at(f, 0.9, 0.5) > 200 and luma_at(f, 0.1, 0.5) < 60
+
+
+@pytest.mark.parametrize("size", [(64, 48), (33, 17)])
+@pytest.mark.parametrize(
+    "buffer_type",
+    [
+        VBT.I420,
+        VBT.I420A,
+        VBT.I422,
+        VBT.I444,
+        VBT.I010,
+        VBT.NV12,
+        VBT.RGBA,
+        VBT.BGRA,
+        VBT.ARGB,
+        VBT.ABGR,
+        VBT.RGB24,
+    ],
+)
+def test_every_buffer_type_and_odd_sizes(config, buffer_type, size):
+    rec = record(config)
+    t0 = now_us()
+    for i in range(5):
+        rec.push_video(yuv_frame(*size, RED_YUV, buffer_type), t0 + i * 33_333)
+    d, _ = decode(finish(rec))
+    assert rec.stats.video_frames_encoded == 5 and not rec.stats.dropped
+    y, u, v = d.video_yuv[-1]
+    assert abs(y - RED_YUV[0]) <= 8 and abs(u - RED_YUV[1]) <= 8 and abs(v - RED_YUV[2]) <= 8
