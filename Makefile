@@ -36,7 +36,7 @@ test: setup lint
 	$(PY) -m pytest
 
 demo: setup
-	$(PY) -m bench.demo
+	$(PY) -m demo
 
 bench: setup
 	$(PY) -m bench.run $(ARGS)

@@ -26,7 +26,7 @@ def safe_component(name: str, max_len: int = MAX_COMPONENT) -> str:
     >>> safe_component("alice")
     'alice'
     >>> safe_component("../../etc/passwd")
-    'etc_passwd~1e4d1d1c'
+    'etc_passwd~3754d6cb'
     """
     cleaned = _UNSAFE.sub("_", name).strip("._")
     changed = cleaned != name

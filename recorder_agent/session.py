@@ -346,10 +346,11 @@ class ParticipantRecording:
 
     # --- media --------------------------------------------------------------------------
 
-    def _set_origin(self, t: int) -> None:
+    def _set_origin(self, t: int, pushed: int) -> None:
         if self._origin is not None:
             return
         self._origin = self._latest_media = t
+        self._latest_pushed = pushed
         start_utc = time.time() - (monotonic_us() - t) / 1e6
         self._manifest.data["start_utc"] = utc_iso(start_utc)
 
@@ -359,7 +360,7 @@ class ParticipantRecording:
 
     def _on_video(self, item: _Video) -> None:
         frame = video_to_av(item.frame, self.config.max_input_dimension)
-        self._set_origin(item.ts)
+        self._set_origin(item.ts, item.pushed)
         if self._muxer is None:
             size = Size(frame.width, frame.height).rotated(item.rotation)
             self._open(size)
@@ -381,7 +382,7 @@ class ParticipantRecording:
 
     def _on_audio(self, item: _Audio) -> None:
         frame = audio_to_av(item.frame)
-        self._set_origin(item.start)
+        self._set_origin(item.start, item.pushed)
         if self._muxer is None:
             self._pending_audio.append(item)
             waited = item.start - self._origin >= self.config.layout_wait * 1e6

@@ -1,0 +1,140 @@
+"""Bad input, disk errors, kill -9 and memory: the recording survives and stays valid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from livekit import rtc
+
+from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
+from recorder_agent.inspection import inspect_file
+from recorder_agent.testsignal import VBT, Participant, luma_frame, now_us, tone
+
+from .decode import decode
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tests.recorder_process", *args]
+
+
+def test_bad_input_is_dropped_counted_and_logged(config, caplog):
+    rec = ParticipantRecording(config, RecordingInfo("room", "alice"))
+    p = Participant(rec, now_us())
+    p.feed(0, 1)
+    t = p.start_us + 1_000_000
+    bad_video = [
+        rtc.VideoFrame(0, 0, VBT.I420, bytearray(0)),  # zero size
+        rtc.VideoFrame(16384, 16384, VBT.I420, bytearray(16)),  # absurd size
+        rtc.VideoFrame(320, 240, VBT.I420, bytearray(1000)),  # wrong buffer length
+        rtc.VideoFrame(320, 240, 99, bytearray(320 * 240 * 4)),  # unknown buffer type
+    ]
+    for frame in bad_video:
+        rec.push_video(frame, t)
+    rec.push_video(luma_frame(320, 240, 40), p.start_us + 500_000)  # timestamp backwards
+    rec.push_audio(rtc.AudioFrame(bytearray(100), 48_000, 1, 50), t)  # 0 channels below
+    bad_audio = rtc.AudioFrame(tone(480, 0, 0.1).tobytes(), 48_000, 1, 480)
+    bad_audio._num_channels = 0  # what a corrupt source could hand over
+    rec.push_audio(bad_audio, t)
+    p.feed(1, 3)
+    rec.close("done")
+    assert rec.wait(30)
+    assert rec.state is RecordingState.FINISHED
+    dropped = rec.stats.dropped
+    assert dropped["bad_size"] == 2
+    assert dropped["bad_buffer"] == 1
+    assert dropped["bad_format"] == 1
+    assert dropped["timestamp_backwards"] == 1
+    assert dropped["bad_audio_format"] == 1
+    for reason in ("bad_size", "bad_buffer", "bad_format", "timestamp_backwards"):
+        assert any(reason in r.getMessage() for r in caplog.records), reason
+    report = inspect_file(rec.path)
+    assert report.ok and abs(report.duration_s - 3) < 0.1
+    manifest = json.loads(rec.manifest_path.read_text())
+    assert {e["reason"] for e in manifest["events"] if e["type"] == "bad_input"} >= {
+        "bad_size",
+        "bad_buffer",
+        "bad_format",
+        "timestamp_backwards",
+    }
+
+
+def test_audio_format_changes_mid_stream(config):
+    rec = ParticipantRecording(config, RecordingInfo("room", "alice"))
+    t0 = now_us()
+    t = 0.0
+    for rate, channels in [(48_000, 1), (16_000, 1), (44_100, 2), (8_000, 6)]:
+        n = rate // 100
+        for _ in range(100):  # 1 s each
+            pcm = np.repeat(tone(n, 0, 0.3), channels)
+            rec.push_audio(rtc.AudioFrame(pcm.tobytes(), rate, channels, n), t0 + int(t * 1e6))
+            t += 0.01
+        assert rec.drain(30)
+    rec.close("done")
+    assert rec.wait(30)
+    d, _ = decode(rec.path)
+    assert abs(d.audio_duration - 4) < 0.06
+    assert min(d.audio_rms[5:-5]) > 0.1  # continuous tone: no holes at the switches
+
+
+def test_disk_error_fails_one_recording_cleanly_and_not_the_other(tmp_path):
+    out = subprocess.run(
+        child("fsize", str(tmp_path), str(120_000)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["small"]["state"] == "finished"
+    assert result["big"]["state"] == "failed"
+    big = Path(result["big"]["path"])
+    assert str(big) in result["big"]["error"] and "too large" in result["big"]["error"]
+    assert "failed" in out.stderr and str(big) in out.stderr  # a clear log line
+    assert big.stat().st_size % 188 == 0
+    report = inspect_file(big)
+    assert report.ok, report.problems
+    assert report.duration_s > 1
+    assert inspect_file(Path(result["small"]["path"])).ok
+    manifest = json.loads(big.with_suffix(".json").read_text())
+    assert manifest["state"] == "failed" and manifest["end_reason"].startswith("error")
+
+
+def test_kill_9_leaves_a_valid_file_up_to_the_kill(tmp_path):
+    proc = subprocess.Popen(
+        child("realtime", str(tmp_path)), cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    fed, path = 0.0, None
+    deadline = time.monotonic() + 60
+    while fed < 4.0 and time.monotonic() < deadline:
+        _, seconds, path = proc.stdout.readline().split()
+        fed = float(seconds)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert path is not None and fed >= 4.0
+    report = inspect_file(path)
+    assert report.ok, report.problems
+    assert report.duration_s >= fed - 1.0, (report.duration_s, fed)
+
+
+def test_memory_stays_flat_over_10_minutes_of_media(tmp_path):
+    out = subprocess.run(
+        child("rss", str(tmp_path), "600"), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    rss = result["rss_mb"]
+    assert result["state"] == "finished"
+    assert len(rss) == 10
+    assert rss[-1] - rss[0] < 10, rss
+    assert abs(inspect_file(result["path"]).duration_s - 600) < 0.1
