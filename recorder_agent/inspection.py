@@ -19,7 +19,7 @@ import numpy as np
 EXPECTED = {"video": "h264", "audio": "aac"}
 FLASH_LUMA = 180  # mean Y above this is a flash
 DARK_LUMA = 100  # and it must rise from below this
-BEEP_RMS = 0.1  # a 10 ms window above this (full scale 1.0) is a beep
+BEEP_RMS = 0.2  # a 2 ms window above this (full scale 1.0) is a beep
 QUIET_RMS = 0.02  # rising from below this
 MARKER_PAIRING_S = 0.5
 
@@ -97,7 +97,7 @@ def _audio_windows(frame: av.AudioFrame, t0: float) -> tuple[list[float], list[f
     samples = samples.reshape(-1)
     if frame.format.name.startswith("s16"):
         samples /= 32768.0
-    win = max(1, frame.sample_rate // 100)
+    win = max(1, frame.sample_rate // 500)  # 2 ms
     times, levels = [], []
     for i in range(0, len(samples) - win + 1, win):
         times.append(t0 + i / frame.sample_rate)

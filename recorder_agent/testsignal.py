@@ -6,8 +6,9 @@ Used by ``make demo``, the benchmarks and the tests.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,27 +91,44 @@ class Participant:
     video: bool = True
     audio: bool = True
 
-    def feed(self, t_from: float, t_to: float, drain_every: float = 0.5) -> None:
-        next_drain = t_from + drain_every
-        vi = round(t_from * self.fps)
-        ai = round(t_from * RATE / AUDIO_FRAME)
+    _vi: int = 0  # index of the next video frame
+    _ai: int = 0  # index of the next audio frame
+
+    def feed_realtime(self, until: float, step: float = 0.1) -> Iterator[float]:
+        """Feed at the pace of the wall clock, ``step`` at a time; yields media time fed."""
+        t = self._ai * AUDIO_FRAME / RATE
+        while t < until - 1e-9:
+            t = min(until, t + step)
+            self.feed(t, drain_every=0)
+            yield t
+            time.sleep(max(0.0, self.start_us / 1e6 + t - time.monotonic()))
+
+    def feed(self, until: float, drain_every: float = 0.5) -> None:
+        """Push everything from where the last call stopped up to ``until`` seconds.
+        A stream that is switched off skips ahead (a mute). With ``drain_every``, waits
+        for the recording that often (media seconds) so nothing is dropped."""
+        next_drain = self._ai * AUDIO_FRAME / RATE + drain_every
         while True:
-            tv = vi / self.fps
-            ta = ai * AUDIO_FRAME / RATE
-            t_now = min(tv if self.video else 1e9, ta if self.audio else 1e9)
-            if t_now >= t_to:
+            tv = self._vi / self.fps
+            ta = self._ai * AUDIO_FRAME / RATE
+            t_now = min(tv if self.video else math.inf, ta if self.audio else math.inf)
+            if t_now >= until - 1e-9:
                 break
             if self.video and (tv <= ta or not self.audio):
                 flash = any(0 <= tv - m < 2 / self.fps for m in self.markers)
                 frame = luma_frame(self.width, self.height, FLASH if flash else DARK)
-                self.rec.push_video(frame, self.start_us + int(tv * 1e6))
-                vi += 1
+                self.rec.push_video(frame, self.start_us + round(tv * 1e6))
+                self._vi += 1
             else:
                 loud = any(0 <= ta - m < 0.1 for m in self.markers)
-                samples = tone(AUDIO_FRAME, ai * AUDIO_FRAME, 0.5 if loud else 0.005)
+                samples = tone(AUDIO_FRAME, self._ai * AUDIO_FRAME, 0.5 if loud else 0.005)
                 frame = rtc.AudioFrame(samples.tobytes(), RATE, 1, AUDIO_FRAME)
-                self.rec.push_audio(frame, self.start_us + int(ta * 1e6))
-                ai += 1
-            if t_now >= next_drain:
+                self.rec.push_audio(frame, self.start_us + round(ta * 1e6))
+                self._ai += 1
+            if drain_every and t_now >= next_drain:
                 assert self.rec.drain(60), "recording did not keep up"
                 next_drain += drain_every
+        if not self.video:
+            self._vi = math.ceil(until * self.fps - 1e-9)
+        if not self.audio:
+            self._ai = math.ceil(until * RATE / AUDIO_FRAME - 1e-9)

@@ -11,7 +11,6 @@ import json
 import resource
 import signal
 import sys
-import time
 from pathlib import Path
 
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
@@ -27,14 +26,8 @@ def rss_mb() -> float:
 
 def realtime(out: Path) -> None:
     rec = ParticipantRecording(RecorderConfig(output_dir=out), RecordingInfo("room", "crash"))
-    start = now_us()
-    p = Participant(rec, start)
-    t = 0.0
-    while True:
-        p.feed(t, t + 0.1, drain_every=1.0)
-        t += 0.1
+    for t in Participant(rec, now_us()).feed_realtime(3600):
         print(f"fed {t:.1f} {rec.path}", flush=True)
-        time.sleep(max(0.0, start / 1e6 + t - time.monotonic()))
 
 
 def fsize(out: Path, limit: int) -> None:
@@ -44,9 +37,10 @@ def fsize(out: Path, limit: int) -> None:
     big = ParticipantRecording(config, RecordingInfo("room", "big"))
     small = ParticipantRecording(config, RecordingInfo("room", "small"))
     t0 = now_us()
-    Participant(small, t0, video=False).feed(0, 1)
-    Participant(big, t0, width=640, height=480).feed(0, 8)
-    Participant(small, t0, video=False).feed(1, 2)
+    speaker = Participant(small, t0, video=False)
+    speaker.feed(1)
+    Participant(big, t0, width=640, height=480).feed(8)
+    speaker.feed(2)
     for rec in (big, small):
         rec.close("done")
         rec.wait(30)
@@ -65,7 +59,7 @@ def rss(out: Path, seconds: int) -> None:
     p = Participant(rec, now_us())
     samples = []
     for minute in range(0, seconds, 60):
-        p.feed(minute, min(seconds, minute + 60), drain_every=1.0)
+        p.feed(min(seconds, minute + 60), drain_every=1.0)
         samples.append(rss_mb())
     rec.close("done")
     rec.wait(60)

@@ -58,9 +58,9 @@ def test_manifest_records_who_what_and_why(config):
     rec = ParticipantRecording(config, info)
     rec.add_track("TR_v", "video", "camera")
     p = Participant(rec, now_us())
-    p.feed(0, 1)
+    p.feed(1)
     rec.add_event("mute", track_sid="TR_a")
-    p.feed(1, 2)
+    p.feed(2)
     rec.close("participant_left")
     assert rec.wait(30)
     m = json.loads(rec.manifest_path.read_text())
@@ -109,7 +109,7 @@ def inspect_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_inspect_accepts_a_recording_and_rejects_raw_h264(config, tmp_path):
     rec = ParticipantRecording(config, RecordingInfo("room", "alice"))
-    Participant(rec, now_us(), markers=[0.5]).feed(0, 1.5)
+    Participant(rec, now_us(), markers=[0.5]).feed(1.5)
     rec.close()
     assert rec.wait(30)
     ok = inspect_cli(str(rec.path), "--json")
@@ -145,3 +145,9 @@ def test_fixed_canvas_from_config(tmp_path):
     assert rec.wait(30)
     with av.open(str(rec.path)) as c:
         assert (c.streams.video[0].width, c.streams.video[0].height) == (640, 360)
+
+
+def test_readme_documents_every_setting():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name, _, _ in RecorderConfig.documented_fields():
+        assert f"`{name}`" in readme, name

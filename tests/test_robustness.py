@@ -29,7 +29,7 @@ def child(*args: str) -> list[str]:
 def test_bad_input_is_dropped_counted_and_logged(config, caplog):
     rec = ParticipantRecording(config, RecordingInfo("room", "alice"))
     p = Participant(rec, now_us())
-    p.feed(0, 1)
+    p.feed(1)
     t = p.start_us + 1_000_000
     bad_video = [
         rtc.VideoFrame(0, 0, VBT.I420, bytearray(0)),  # zero size
@@ -44,7 +44,7 @@ def test_bad_input_is_dropped_counted_and_logged(config, caplog):
     bad_audio = rtc.AudioFrame(tone(480, 0, 0.1).tobytes(), 48_000, 1, 480)
     bad_audio._num_channels = 0  # what a corrupt source could hand over
     rec.push_audio(bad_audio, t)
-    p.feed(1, 3)
+    p.feed(3)
     rec.close("done")
     assert rec.wait(30)
     assert rec.state is RecordingState.FINISHED
