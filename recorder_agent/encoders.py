@@ -42,34 +42,38 @@ def start_offset(config: RecorderConfig) -> int:
     return AAC_FRAME * VIDEO_CLOCK // config.audio_sample_rate
 
 
+def configure_x264(ctx: Any, config: RecorderConfig, canvas: Size) -> None:
+    """Set up an unopened libx264 context: 90 kHz pts, nominal frame rate (x264's rate
+    control needs it: without it, it takes 1/time_base as the rate), GOP, quality."""
+    settings = video_settings(config)
+    ctx.width, ctx.height = canvas.width, canvas.height
+    ctx.pix_fmt = "yuv420p"
+    ctx.time_base = Fraction(1, VIDEO_CLOCK)
+    ctx.framerate = Fraction(config.nominal_fps)
+    ctx.gop_size = settings["gop_frames"]
+    ctx.thread_count = config.x264_threads
+    options = {"preset": config.x264_preset, "tune": config.x264_tune}
+    if config.video_bitrate:
+        ctx.bit_rate = config.video_bitrate
+        options.update(maxrate=str(config.video_bitrate), bufsize=str(config.video_bitrate))
+    else:
+        options["crf"] = str(config.video_crf)
+    ctx.options = options
+
+
 class VideoEncoder:
     """libx264 on a fixed canvas; frames carry 90 kHz pts."""
 
     def __init__(self, muxer: TsMuxer, config: RecorderConfig, canvas: Size) -> None:
         self._offset = start_offset(config)
-        settings = video_settings(config)
         self.stream = muxer.add_stream("libx264", rate=config.nominal_fps)
-        ctx = self.stream.codec_context
-        ctx.width, ctx.height = canvas.width, canvas.height
-        ctx.pix_fmt = "yuv420p"
-        ctx.time_base = Fraction(1, VIDEO_CLOCK)
-        ctx.gop_size = settings["gop_frames"]
-        ctx.thread_count = config.x264_threads
-        options = {"preset": config.x264_preset, "tune": config.x264_tune}
-        if config.video_bitrate:
-            ctx.bit_rate = config.video_bitrate
-            options.update(maxrate=str(config.video_bitrate), bufsize=str(config.video_bitrate))
-        else:
-            options["crf"] = str(config.video_crf)
-        ctx.options = options
         self.stream.time_base = Fraction(1, VIDEO_CLOCK)
-        ctx.open()
-        self.frames = 0
+        configure_x264(self.stream.codec_context, config, canvas)
+        self.stream.codec_context.open()
 
     def encode(self, frame: av.VideoFrame, pts: int) -> list[av.Packet]:
         frame.pts = pts + self._offset
         frame.time_base = self.stream.codec_context.time_base
-        self.frames += 1
         return self.stream.encode(frame)
 
     def flush(self) -> list[av.Packet]:
@@ -92,7 +96,6 @@ class AudioEncoder:
         ctx.open()
         self._pending = np.zeros((self.channels, 0), dtype=np.float32)
         self._next_pts = AAC_FRAME  # see start_offset()
-        self.samples = 0
 
     def resampler(self) -> av.AudioResampler:
         """A resampler to this encoder's input format (one per input format)."""
@@ -100,7 +103,6 @@ class AudioEncoder:
 
     def write(self, samples: np.ndarray) -> list[av.Packet]:
         """Append planar float32 ``samples`` (channels x n); encode each full AAC frame."""
-        self.samples += samples.shape[1]
         self._pending = np.concatenate((self._pending, samples), axis=1)
         packets: list[av.Packet] = []
         while self._pending.shape[1] >= AAC_FRAME:
