@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 PY := .venv/bin/python
+LIVEKIT_SERVER_VERSION := v1.13.5
+LIVEKIT_SERVER := .cache/bin/livekit-server
+export LIVEKIT_SERVER_BIN := $(CURDIR)/$(LIVEKIT_SERVER)
 
 .PHONY: help setup test lint demo bench
 
@@ -11,7 +14,7 @@ help:
 	@echo "make test   install everything, lint, run the whole test suite"
 	@echo "make bench  benchmarks (make bench ARGS=--quick)"
 
-setup: .venv/.synced ffmpeg
+setup: .venv/.synced ffmpeg $(LIVEKIT_SERVER)
 
 # Python dependencies from the lock file, with uv (installed with pip if missing).
 .venv/.synced: pyproject.toml uv.lock
@@ -28,15 +31,29 @@ ffmpeg:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg >/dev/null; }
 	@command -v ffprobe >/dev/null || { echo "ffprobe still missing" >&2; exit 1; }
 
+# The end-to-end tests and the demo need a real LiveKit server: built from the Go module
+# proxy unless one is on PATH.
+$(LIVEKIT_SERVER):
+	@mkdir -p $(@D)
+	@if command -v livekit-server >/dev/null; then \
+	  ln -sf "$$(command -v livekit-server)" $@; \
+	else \
+	  command -v go >/dev/null || { echo "Go is needed to build livekit-server" >&2; exit 1; }; \
+	  echo "building livekit-server $(LIVEKIT_SERVER_VERSION) (a few minutes, once)"; \
+	  GOBIN=$(CURDIR)/.cache/gobin go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION); \
+	  mv .cache/gobin/server $@; \
+	fi
+
 lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
+# Under tests/netns.sh: a private network namespace, so WebRTC traffic cannot leave.
 test: setup lint
-	$(PY) -m pytest
+	tests/netns.sh $(PY) -m pytest
 
 demo: setup
-	$(PY) -m demo
+	tests/netns.sh $(PY) -m demo
 
 bench: setup
 	$(PY) -m bench.run $(ARGS)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "RECORDER_"
+PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector", "bridge")
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 
 
@@ -39,6 +40,9 @@ class RecorderConfig:
     gop_seconds: float = _doc("Keyframe interval in seconds.", 2.0)
     nominal_fps: int = _doc("Frame rate used to size the GOP and rate control.", 30)
     x264_threads: int = _doc("libx264 threads per recording; 0 lets libx264 choose.", 2)
+    encoder_nice: int = _doc(
+        "Niceness of encoding threads (Linux); above 0 keeps WebRTC's audio pump on time.", 10
+    )
 
     # Canvas.
     canvas_max_long: int = _doc("Longest canvas edge; larger first frames are scaled down.", 1920)
@@ -47,7 +51,9 @@ class RecorderConfig:
     canvas_height: int = _doc("Fixed canvas height; 0 takes the first frame's size.", 0)
     fallback_width: int = _doc("Canvas width when no video arrives before layout_wait.", 1280)
     fallback_height: int = _doc("Canvas height when no video arrives before layout_wait.", 720)
-    layout_wait: float = _doc("How long audio may wait for a first video frame.", 1.0)
+    layout_wait: float = _doc(
+        "How long audio may wait for a first video frame (which follows a keyframe).", 3.0
+    )
     max_input_dimension: int = _doc("Frames wider or taller than this are dropped.", 8192)
 
     # Audio encoding (AAC-LC).
@@ -66,6 +72,27 @@ class RecorderConfig:
     manifest_interval: float = _doc("Seconds between manifest rewrites (also at each event).", 5.0)
     max_manifest_events: int = _doc("Events kept in the manifest; later ones are counted.", 1000)
 
+    # The LiveKit worker.
+    participant_kinds: str = _doc(
+        "Participant kinds to record (standard, sip, ingress, agent, egress, connector, bridge).",
+        "standard,sip,ingress",
+    )
+    screen_share: str = _doc(
+        "'separate': screen share (+ its audio) to its own file; 'off'.", "separate"
+    )
+    opt_out_attribute: str = _doc("Participant attribute that opts out of recording.", "recording")
+    opt_out_value: str = _doc("Value of that attribute that means: do not record me.", "off")
+    track_end_grace: float = _doc(
+        "A recording whose tracks all ended waits this long for a republish.", 5.0
+    )
+    progress_interval: float = _doc("Seconds between progress log lines per recording.", 5.0)
+    shutdown_timeout: float = _doc("Seconds a job may take to finalize before it is killed.", 30.0)
+    drain_timeout: int = _doc("On SIGTERM in start mode, seconds to let rooms finish.", 1800)
+    load_threshold: float = _doc("Machine CPU load (0..1) above which no new room is taken.", 0.7)
+    http_port: int = _doc(
+        "Port of the worker's health-check HTTP server; 0 picks a free one.", 8081
+    )
+
     def __post_init__(self) -> None:
         checks = [
             (self.video_crf in range(0, 52), "video_crf must be 0..51"),
@@ -73,6 +100,7 @@ class RecorderConfig:
             (self.gop_seconds > 0, "gop_seconds must be > 0"),
             (self.nominal_fps > 0, "nominal_fps must be > 0"),
             (self.x264_threads >= 0, "x264_threads must be >= 0"),
+            (0 <= self.encoder_nice <= 19, "encoder_nice must be 0..19"),
             (self.canvas_max_long >= self.canvas_max_short >= 2, "canvas caps must be >= 2"),
             ((self.canvas_width == 0) == (self.canvas_height == 0), "set both canvas sizes"),
             (self.canvas_width >= 0 and self.canvas_height >= 0, "canvas size must be >= 0"),
@@ -84,10 +112,20 @@ class RecorderConfig:
             (self.fsync_interval >= 0, "fsync_interval must be >= 0"),
             (self.gap_fill_delay >= 0 and self.video_fill_interval > 0, "bad fill timing"),
             (self.layout_wait >= 0 and self.manifest_interval > 0, "bad wait timing"),
+            (self.screen_share in ("separate", "off"), "screen_share must be separate or off"),
+            (set(self.kinds) <= set(PARTICIPANT_KINDS), f"participant_kinds: {PARTICIPANT_KINDS}"),
+            (self.track_end_grace >= 0 and self.progress_interval > 0, "bad worker timing"),
+            (self.shutdown_timeout > 0 and self.drain_timeout >= 0, "bad shutdown timing"),
+            (0 < self.load_threshold <= 1, "load_threshold must be in (0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """``participant_kinds`` as a tuple of names."""
+        return tuple(k.strip().lower() for k in self.participant_kinds.split(",") if k.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> RecorderConfig:

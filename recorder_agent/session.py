@@ -9,7 +9,10 @@ another: each has its own thread, encoders, muxer and file.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +40,15 @@ log = logging.getLogger("recorder_agent")
 
 _IDLE_TICK = 0.1  # seconds the worker waits for input before it checks the clocks
 _GAP_EVENT_US = 500_000  # gaps at least this long become manifest events
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Make the calling thread (and the encoder threads it starts, which inherit it)
+    yield to the SDK's real-time threads. Under CPU load WebRTC's 10 ms audio pump
+    otherwise falls behind and audio reaches us ~40 ms late against video (measured)."""
+    if nice and sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 def monotonic_us() -> int:
@@ -201,9 +213,11 @@ class ParticipantRecording:
             self.stats.audio_frames_in += 1
             self._inbox.put("audio", _Audio(frame, timestamp_us, now))
 
-    def add_track(self, sid: str, kind: str, source: str) -> None:
-        """Note a track that feeds this recording, for the manifest."""
-        self._inbox.put("control", _Control("track", sid, kind, source))
+    def add_track(self, sid: str, kind: str, source: str, width: int = 0, height: int = 0) -> None:
+        """Note a track that feeds this recording, for the manifest. A video track's
+        published size, when given, sizes the canvas: WebRTC often starts a stream at a
+        lower resolution than the publisher's and ramps up."""
+        self._inbox.put("control", _Control("track", sid, kind, source, width, height))
 
     def add_event(self, kind: str, **details: Any) -> None:
         """Record an event (mute, unmute, …) in the manifest at the current media time."""
@@ -218,9 +232,15 @@ class ParticipantRecording:
         return self._done.wait(timeout)
 
     async def aclose(self, reason: str = "closed", timeout: float | None = None) -> bool:
-        """Close and wait for finalization without blocking the event loop."""
+        """Close and wait for finalization without blocking the event loop (or a thread
+        of its executor: many recordings may close at once)."""
         self.close(reason)
-        return await asyncio.to_thread(self._done.wait, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._done.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     def drain(self, timeout: float | None = None) -> bool:
         """Block until everything pushed so far is encoded and written. For offline
@@ -249,6 +269,7 @@ class ParticipantRecording:
     # ----- worker side ------------------------------------------------------------------
 
     def _run(self) -> None:
+        lower_thread_priority(self.config.encoder_nice)
         reason: str | None = None
         try:
             self._start()
@@ -284,6 +305,7 @@ class ParticipantRecording:
         self._resampler: av.AudioResampler | None = None
         self._resampler_key: tuple[int, int] | None = None
         self._last_picture: av.VideoFrame | None = None
+        self._size_hint: Size | None = None  # published size of the video track
         self._silence_run = 0  # samples of silence since the last real audio
         self._video_stopped: int | None = None  # pts of the last real frame before repeats
 
@@ -357,6 +379,7 @@ class ParticipantRecording:
     def _seen(self, media_us: int, pushed: int) -> None:
         if media_us >= self._latest_media:
             self._latest_media, self._latest_pushed = media_us, pushed
+            self.stats.media_seconds = self._media_time_s() or 0.0
 
     def _on_video(self, item: _Video) -> None:
         frame = video_to_av(item.frame, self.config.max_input_dimension)
@@ -437,10 +460,17 @@ class ParticipantRecording:
     def _open(self, first: Size | None) -> None:
         """Decide the canvas, declare both streams, and replay audio that waited."""
         cfg = self.config
+        size = self._size_hint or first
+        if (
+            size is not None
+            and first is not None
+            and (size.width > size.height) != (first.width > first.height)
+        ):
+            size = Size(size.height, size.width)  # the published size, oriented as shown
         if cfg.canvas_width:
             canvas = Size(cfg.canvas_width, cfg.canvas_height)
-        elif first is not None:
-            canvas = choose_canvas(first, cfg.canvas_max_long, cfg.canvas_max_short)
+        elif size is not None:
+            canvas = choose_canvas(size, cfg.canvas_max_long, cfg.canvas_max_short)
         else:
             canvas = Size(cfg.fallback_width, cfg.fallback_height)
         assert self._origin is not None
@@ -511,8 +541,12 @@ class ParticipantRecording:
             kind, details = item.args
             self._event(kind, **details)
         elif item.kind == "track":
-            sid, kind, source = item.args
-            self._manifest.data["tracks"].append({"sid": sid, "kind": kind, "source": source})
+            sid, kind, source, width, height = item.args
+            track = {"sid": sid, "kind": kind, "source": source}
+            if width > 0 and height > 0:
+                track.update(width=width, height=height)
+                self._size_hint = Size(width, height)
+            self._manifest.data["tracks"].append(track)
             self._write_manifest()
         elif item.kind == "drain":
             item.args[0].set()
@@ -565,7 +599,6 @@ class ParticipantRecording:
         for lane, n in self._inbox.dropped.items():
             if n:
                 self.stats.dropped[f"{lane}_queue_full"] = n
-        self.stats.media_seconds = self._media_time_s() or 0.0
         if self._sink is not None:
             self.stats.bytes_written = self._sink.bytes_written
 

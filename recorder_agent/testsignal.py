@@ -6,10 +6,12 @@ Used by ``make demo``, the benchmarks and the tests.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from livekit import rtc
@@ -17,6 +19,7 @@ from livekit import rtc
 from .session import ParticipantRecording
 
 VBT = rtc.VideoBufferType
+TS = rtc.TrackSource
 DARK, FLASH = 40, 235  # luma of normal and flash frames
 RED_YUV = (81, 90, 240)  # BT.601 limited-range red
 RATE = 48_000
@@ -74,29 +77,65 @@ def tone(n: int, offset: int, amplitude: float, freq: float = 1000.0) -> np.ndar
 
 
 @dataclass
-class Participant:
-    """Feeds ``seconds`` of 30 fps video and 10 ms audio frames with markers.
+class MarkedSignal:
+    """A synthetic participant's media, 30 fps video and 10 ms audio frames, with markers.
 
     Video frames are dark, white during the 66 ms after each marker; audio is a quiet
-    tone, loud during the 100 ms after each marker. Timestamps are simulated from
-    ``start_us`` and the feeding is as fast as the recording takes it (``drain``).
+    tone, loud during the 100 ms after each marker. ``frames(until)`` continues from
+    where the last call stopped; a stream switched off (``video``/``audio`` False) skips
+    ahead, as a mute does.
     """
 
-    rec: ParticipantRecording
-    start_us: int
     width: int = 320
     height: int = 240
     fps: int = 30
     markers: Sequence[float] = ()
     video: bool = True
     audio: bool = True
-
     _vi: int = 0  # index of the next video frame
     _ai: int = 0  # index of the next audio frame
 
+    @property
+    def position(self) -> float:
+        """Media time reached so far, in seconds."""
+        return max(self._vi / self.fps, self._ai * AUDIO_FRAME / RATE)
+
+    def frames(self, until: float) -> Iterator[tuple[float, rtc.VideoFrame | rtc.AudioFrame]]:
+        """(media time, frame) for every frame before ``until``, in time order."""
+        while True:
+            tv = self._vi / self.fps
+            ta = self._ai * AUDIO_FRAME / RATE
+            if min(tv if self.video else math.inf, ta if self.audio else math.inf) >= until - 1e-9:
+                break
+            if self.video and (tv <= ta or not self.audio):
+                flash = any(0 <= tv - m < 2 / self.fps for m in self.markers)
+                self._vi += 1
+                yield tv, luma_frame(self.width, self.height, FLASH if flash else DARK)
+            else:
+                loud = any(0 <= ta - m < 0.1 for m in self.markers)
+                samples = tone(AUDIO_FRAME, self._ai * AUDIO_FRAME, 0.5 if loud else 0.005)
+                self._ai += 1
+                yield ta, rtc.AudioFrame(samples.tobytes(), RATE, 1, AUDIO_FRAME)
+        if not self.video:
+            self._vi = math.ceil(until * self.fps - 1e-9)
+        if not self.audio:
+            self._ai = math.ceil(until * RATE / AUDIO_FRAME - 1e-9)
+
+
+class Participant(MarkedSignal):
+    """Feeds a ``ParticipantRecording`` directly, timestamps simulated from ``start_us``.
+
+    >>> p = Participant(rec, now_us(), markers=[1.0])
+    >>> p.feed(5.0)        # as fast as the recording takes it
+    """
+
+    def __init__(self, rec: ParticipantRecording, start_us: int, **signal: Any) -> None:
+        super().__init__(**signal)
+        self.rec, self.start_us = rec, start_us
+
     def feed_realtime(self, until: float, step: float = 0.1) -> Iterator[float]:
         """Feed at the pace of the wall clock, ``step`` at a time; yields media time fed."""
-        t = self._ai * AUDIO_FRAME / RATE
+        t = self.position
         while t < until - 1e-9:
             t = min(until, t + step)
             self.feed(t, drain_every=0)
@@ -104,31 +143,59 @@ class Participant:
             time.sleep(max(0.0, self.start_us / 1e6 + t - time.monotonic()))
 
     def feed(self, until: float, drain_every: float = 0.5) -> None:
-        """Push everything from where the last call stopped up to ``until`` seconds.
-        A stream that is switched off skips ahead (a mute). With ``drain_every``, waits
-        for the recording that often (media seconds) so nothing is dropped."""
-        next_drain = self._ai * AUDIO_FRAME / RATE + drain_every
-        while True:
-            tv = self._vi / self.fps
-            ta = self._ai * AUDIO_FRAME / RATE
-            t_now = min(tv if self.video else math.inf, ta if self.audio else math.inf)
-            if t_now >= until - 1e-9:
-                break
-            if self.video and (tv <= ta or not self.audio):
-                flash = any(0 <= tv - m < 2 / self.fps for m in self.markers)
-                frame = luma_frame(self.width, self.height, FLASH if flash else DARK)
-                self.rec.push_video(frame, self.start_us + round(tv * 1e6))
-                self._vi += 1
+        """Push everything up to ``until`` seconds. With ``drain_every``, waits for the
+        recording that often (media seconds) so that nothing is dropped."""
+        next_drain = self.position + drain_every
+        for t, frame in self.frames(until):
+            ts = self.start_us + round(t * 1e6)
+            if isinstance(frame, rtc.VideoFrame):
+                self.rec.push_video(frame, ts)
             else:
-                loud = any(0 <= ta - m < 0.1 for m in self.markers)
-                samples = tone(AUDIO_FRAME, self._ai * AUDIO_FRAME, 0.5 if loud else 0.005)
-                frame = rtc.AudioFrame(samples.tobytes(), RATE, 1, AUDIO_FRAME)
-                self.rec.push_audio(frame, self.start_us + round(ta * 1e6))
-                self._ai += 1
-            if drain_every and t_now >= next_drain:
+                self.rec.push_audio(frame, ts)
+            if drain_every and t >= next_drain:
                 assert self.rec.drain(60), "recording did not keep up"
                 next_drain += drain_every
-        if not self.video:
-            self._vi = math.ceil(until * self.fps - 1e-9)
-        if not self.audio:
-            self._ai = math.ceil(until * RATE / AUDIO_FRAME - 1e-9)
+
+
+class Publisher(MarkedSignal):
+    """Publishes the signal into a LiveKit room through ``rtc.VideoSource`` and
+    ``rtc.AudioSource``, at the pace of the wall clock.
+
+    >>> pub = Publisher(markers=[2.0, 4.0])
+    >>> await pub.publish(room)            # camera + microphone
+    >>> await pub.stream(6.0)              # six seconds of media, in real time
+    """
+
+    def __init__(self, **signal: Any) -> None:
+        super().__init__(**signal)
+        self.t0 = 0.0
+        self.publications: dict[str, rtc.LocalTrackPublication] = {}
+
+    async def publish(self, room: rtc.Room, screen: bool = False) -> None:
+        self._video_src = rtc.VideoSource(self.width, self.height)
+        # A short queue: when the audio pump lags, capture blocks and holds video back
+        # with it, so audio and video leave together and the markers stay aligned.
+        self._audio_src = rtc.AudioSource(RATE, 1, queue_size_ms=20)
+        v_source, a_source = (
+            (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
+            if screen
+            else (TS.SOURCE_CAMERA, TS.SOURCE_MICROPHONE)
+        )
+        lp = room.local_participant
+        if self.video:
+            track = rtc.LocalVideoTrack.create_video_track("video", self._video_src)
+            opts = rtc.TrackPublishOptions(source=v_source)
+            self.publications["video"] = await lp.publish_track(track, opts)
+        if self.audio:
+            track = rtc.LocalAudioTrack.create_audio_track("audio", self._audio_src)
+            opts = rtc.TrackPublishOptions(source=a_source)
+            self.publications["audio"] = await lp.publish_track(track, opts)
+        self.t0 = time.monotonic() - self.position
+
+    async def stream(self, until: float) -> None:
+        for t, frame in self.frames(until):
+            await asyncio.sleep(max(0.0, self.t0 + t - time.monotonic()))
+            if isinstance(frame, rtc.VideoFrame):
+                self._video_src.capture_frame(frame)
+            else:
+                await self._audio_src.capture_frame(frame)

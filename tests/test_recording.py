@@ -232,3 +232,22 @@ def test_every_buffer_type_and_odd_sizes(config, buffer_type, size):
     assert rec.stats.video_frames_encoded == 5 and not rec.stats.dropped
     y, u, v = d.video_yuv[-1]
     assert abs(y - RED_YUV[0]) <= 8 and abs(u - RED_YUV[1]) <= 8 and abs(v - RED_YUV[2]) <= 8
+
+
+def test_published_size_sets_the_canvas_when_the_stream_starts_small(config):
+    """WebRTC ramps resolution up: the track's published size wins over the first frame."""
+    rec = record(config)
+    rec.add_track("TR_v", "video", "camera", 640, 360)
+    t0 = now_us()
+    rec.push_video(luma_frame(320, 180, FLASH), t0)
+    rec.push_video(luma_frame(640, 360, FLASH), t0 + 33_333)
+    _, frames = decode(finish(rec), keep_frames=True)
+    assert {(f.width, f.height) for f in frames} == {(640, 360)}
+
+
+def test_published_size_follows_the_orientation_of_the_frames(config):
+    rec = record(config)
+    rec.add_track("TR_v", "video", "camera", 640, 360)
+    rec.push_video(luma_frame(180, 320, FLASH), now_us())  # a phone held upright
+    _, frames = decode(finish(rec), keep_frames=True)
+    assert (frames[0].width, frames[0].height) == (360, 640)

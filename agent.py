@@ -1,0 +1,11 @@
+"""Entry point: ``python agent.py dev|start|connect --room ROOM``.
+
+Reads LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET and RECORDER_* (see README).
+"""
+
+from livekit.agents import cli
+
+from recorder_agent.worker import server
+
+if __name__ == "__main__":
+    cli.run_app(server)

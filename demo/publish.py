@@ -1,0 +1,28 @@
+"""One synthetic participant, in a process of its own like a real client:
+``python -m demo.publish ROOM IDENTITY SECONDS WIDTH HEIGHT``."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from livekit import rtc
+
+from recorder_agent import devserver
+from recorder_agent.testsignal import Publisher
+
+
+async def main(room_name: str, identity: str, seconds: float, width: int, height: int) -> None:
+    room = rtc.Room()
+    await room.connect(devserver.URL, devserver.token(room_name, identity))
+    pub = Publisher(
+        width=width, height=height, markers=[m + 0.5 for m in range(2, int(seconds), 2)]
+    )
+    await pub.publish(room)
+    await pub.stream(seconds)
+    await room.disconnect()
+
+
+if __name__ == "__main__":
+    room, identity, seconds, width, height = sys.argv[1:6]
+    asyncio.run(main(room, identity, float(seconds), int(width), int(height)))

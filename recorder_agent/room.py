@@ -1,0 +1,259 @@
+"""Room events → per-participant recordings.
+
+One ``RoomRecorder`` per room (one job). It turns the room's events into recordings:
+one ``ParticipantRecording`` per participant for camera and microphone, and, by
+default, another for screen share and its audio. Each subscribed track gets a small
+consumer task that moves frames from the SDK's stream into the recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from livekit import rtc
+
+from .config import PARTICIPANT_KINDS, RecorderConfig
+from .session import ParticipantRecording, RecordingInfo
+
+log = logging.getLogger("recorder_agent")
+
+TS = rtc.TrackSource
+_SCREEN = (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
+_STREAM_CLOSE_TIMEOUT = 2.0
+
+
+def kind_name(participant: rtc.RemoteParticipant) -> str:
+    kind = int(participant.kind)
+    return PARTICIPANT_KINDS[kind] if 0 <= kind < len(PARTICIPANT_KINDS) else f"kind{kind}"
+
+
+def source_name(source: int) -> str:
+    return TS.Name(source).removeprefix("SOURCE_").lower()
+
+
+class RoomRecorder:
+    """Records every eligible participant of one connected ``rtc.Room``.
+
+    >>> recorder = RoomRecorder(ctx.room, RecorderConfig.from_env())
+    >>> await ctx.connect()
+    >>> recorder.start()                # existing participants, then events
+    >>> await recorder.aclose("job_shutdown")
+    """
+
+    def __init__(self, room: rtc.Room, config: RecorderConfig) -> None:
+        self.room = room
+        self.config = config
+        # (participant sid, group) → its recording; group is "" (camera/mic) or "screen"
+        self._recordings: dict[tuple[str, str], ParticipantRecording] = {}
+        self._track_tasks: dict[str, asyncio.Task[None]] = {}  # track sid → consumer
+        self._track_group: dict[str, tuple[str, str]] = {}  # track sid → recording key
+        self._grace: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._progress: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ----- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Hook the room's events, pick up who is already there, start progress logs."""
+        room = self.room
+        room.on("track_subscribed", self._on_track_subscribed)
+        room.on("track_unsubscribed", self._on_track_unsubscribed)
+        room.on("track_muted", lambda p, pub: self._on_mute(pub, "mute"))
+        room.on("track_unmuted", lambda p, pub: self._on_mute(pub, "unmute"))
+        room.on("participant_disconnected", self._on_participant_disconnected)
+        room.on("participant_attributes_changed", self._on_attributes_changed)
+        room.on("reconnecting", lambda: self._broadcast("room_reconnecting"))
+        room.on("reconnected", lambda: self._broadcast("room_reconnected"))
+        room.on("disconnected", self._on_disconnected)
+        for participant in room.remote_participants.values():
+            self._pick_up_tracks(participant)
+        self._progress = asyncio.create_task(self._log_progress(), name="recorder-progress")
+
+    async def aclose(self, reason: str = "job_shutdown") -> None:
+        """Finalize every recording; safe to call more than once."""
+        self._closed = True
+        if self._progress is not None:
+            self._progress.cancel()
+        for key in list(self._recordings):
+            self._close(key, reason)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    # ----- events -------------------------------------------------------------------------
+
+    def _wanted(self, participant: rtc.RemoteParticipant) -> bool:
+        if kind_name(participant) not in self.config.kinds:
+            return False
+        opt_out = participant.attributes.get(self.config.opt_out_attribute)
+        return opt_out != self.config.opt_out_value
+
+    def _group(self, source: int) -> str | None:
+        if source in _SCREEN:
+            return None if self.config.screen_share == "off" else "screen"
+        return ""
+
+    def _pick_up_tracks(self, participant: rtc.RemoteParticipant) -> None:
+        for pub in participant.track_publications.values():
+            if pub.track is not None and pub.subscribed:
+                self._on_track_subscribed(pub.track, pub, participant)
+
+    def _on_track_subscribed(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        group = self._group(pub.source)
+        if self._closed or group is None or not self._wanted(participant):
+            return
+        key = (participant.sid, group)
+        rec = self._recordings.get(key)
+        if rec is None:
+            rec = self._recordings[key] = ParticipantRecording(
+                self.config,
+                RecordingInfo(
+                    room=self.room.name,
+                    identity=participant.identity,
+                    participant_sid=participant.sid,
+                    name=participant.name,
+                    kind=kind_name(participant),
+                    label=group,
+                ),
+            )
+        if timer := self._grace.pop(key, None):
+            timer.cancel()
+        is_video = track.kind == rtc.TrackKind.KIND_VIDEO
+        rec.add_track(
+            track.sid,
+            "video" if is_video else "audio",
+            source_name(pub.source),
+            pub.width if is_video else 0,
+            pub.height if is_video else 0,
+        )
+        self._stop_track(track.sid)
+        self._track_group[track.sid] = key
+        consume = self._consume_video if is_video else self._consume_audio
+        self._track_tasks[track.sid] = asyncio.create_task(
+            consume(track, rec), name=f"track:{track.sid}"
+        )
+        log.info("recording %s %s of %s", source_name(pub.source), track.sid, participant.identity)
+
+    def _on_track_unsubscribed(
+        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+    ) -> None:
+        key = self._track_group.get(track.sid)
+        self._stop_track(track.sid)
+        rec = self._recordings.get(key) if key else None
+        if rec is None or key is None:
+            return
+        rec.add_event("track_ended", track_sid=track.sid, source=source_name(pub.source))
+        if not any(k == key for k in self._track_group.values()):
+            # Nothing feeds this recording now: close it unless a track comes back soon.
+            loop = asyncio.get_running_loop()
+            self._grace[key] = loop.call_later(
+                self.config.track_end_grace, self._close, key, "tracks_ended"
+            )
+
+    def _on_mute(self, pub: rtc.TrackPublication, what: str) -> None:
+        key = self._track_group.get(pub.sid)
+        if key and (rec := self._recordings.get(key)):
+            rec.add_event(what, track_sid=pub.sid, source=source_name(pub.source))
+
+    def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        for key in [k for k in self._recordings if k[0] == participant.sid]:
+            self._close(key, "participant_left")
+
+    def _on_attributes_changed(
+        self, changed: dict[str, str], participant: rtc.RemoteParticipant
+    ) -> None:
+        if self.config.opt_out_attribute not in changed:
+            return
+        if self._wanted(participant):
+            self._pick_up_tracks(participant)  # opted back in: a new file
+        else:
+            for key in [k for k in self._recordings if k[0] == participant.sid]:
+                self._close(key, "opted_out")
+
+    def _on_disconnected(self, reason: Any = None) -> None:
+        for key in list(self._recordings):
+            self._close(key, "room_closed")
+
+    def _broadcast(self, event: str) -> None:
+        for rec in self._recordings.values():
+            rec.add_event(event)
+
+    # ----- tracks and recordings ----------------------------------------------------------
+
+    async def _consume_video(self, track: rtc.Track, rec: ParticipantRecording) -> None:
+        stream = rtc.VideoStream(track, capacity=self.config.video_queue_frames)
+        try:
+            async for ev in stream:
+                rec.push_video(ev.frame, ev.timestamp_us, ev.rotation)
+        finally:
+            await self._close_stream(stream)
+
+    async def _consume_audio(self, track: rtc.Track, rec: ParticipantRecording) -> None:
+        stream = rtc.AudioStream(
+            track,
+            capacity=self.config.audio_queue_frames,
+            sample_rate=self.config.audio_sample_rate,
+            num_channels=self.config.audio_channels,
+        )
+        try:
+            async for ev in stream:
+                rec.push_audio(ev.frame)
+        finally:
+            await self._close_stream(stream)
+
+    @staticmethod
+    async def _close_stream(stream: rtc.VideoStream | rtc.AudioStream) -> None:
+        # A consumer waiting in `async for` is never woken by aclose (livekit 1.1.x):
+        # we get here by cancelling the consumer, and bound the wait for the SDK.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(stream.aclose(), _STREAM_CLOSE_TIMEOUT)
+
+    def _stop_track(self, track_sid: str) -> None:
+        self._track_group.pop(track_sid, None)
+        if task := self._track_tasks.pop(track_sid, None):
+            task.cancel()
+
+    def _close(self, key: tuple[str, str], reason: str) -> None:
+        """Stop feeding a recording and finalize it in the background."""
+        rec = self._recordings.pop(key, None)
+        if timer := self._grace.pop(key, None):
+            timer.cancel()
+        if rec is None:
+            return
+        for sid in [s for s, k in self._track_group.items() if k == key]:
+            self._stop_track(sid)
+        self._spawn(rec.aclose(reason, timeout=self.config.shutdown_timeout))
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _log_progress(self) -> None:
+        """One line per recording every few seconds: the progress bar of a server."""
+        last: dict[int, tuple[float, int]] = {}
+        while True:
+            await asyncio.sleep(self.config.progress_interval)
+            now = time.monotonic()
+            for rec in list(self._recordings.values()):
+                s = rec.stats
+                t0, frames0 = last.get(id(rec), (now, s.video_frames_encoded))
+                fps = (s.video_frames_encoded - frames0) / (now - t0) if now > t0 else 0.0
+                last[id(rec)] = (now, s.video_frames_encoded)
+                log.info(
+                    "progress %s/%s: %.1f s, %.2f MB, %.1f fps, %d dropped, queue %d",
+                    self.room.name,
+                    rec.info.stem,
+                    s.media_seconds,
+                    s.bytes_written / 1e6,
+                    fps,
+                    sum(s.dropped.values()),
+                    rec.queue_depth,
+                )

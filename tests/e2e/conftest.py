@@ -1,0 +1,185 @@
+"""A real livekit-server and the real worker (`python agent.py start`), as users run them.
+
+The server is the one `make test` builds (.cache/bin/livekit-server); a missing server
+fails the suite, it never skips. Run under tests/netns.sh: nothing can leave the
+machine, whatever ICE tries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from livekit import api, rtc
+
+from recorder_agent import devserver
+
+ROOT = Path(__file__).resolve().parents[2]
+HTTP_URL = devserver.URL.replace("ws://", "http://")
+
+
+def tail(path: Path, lines: int = 40, width: int = 400) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError as e:
+        return f"<{e}>"
+    return "\n".join(line if len(line) <= width else line[:width] + " …" for line in text)
+
+
+@dataclass
+class Server:
+    log: Path
+    proc: subprocess.Popen
+
+    def describe(self) -> str:
+        return f"--- livekit-server log tail ({self.log}) ---\n{tail(self.log)}"
+
+
+@dataclass
+class Worker:
+    out: Path
+    log: Path
+    proc: subprocess.Popen
+    server: Server
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return (
+            f"--- worker log tail ({self.log}) ---\n{tail(self.log, 60)}\n{self.server.describe()}"
+        )
+
+    def logged(self, text: str) -> bool:
+        return text in self.log.read_text(errors="replace")
+
+    def recordings(self, room: str) -> list[Path]:
+        return sorted((self.out / room).glob("*.ts")) if (self.out / room).exists() else []
+
+    def manifests(self, room: str) -> list[dict]:
+        folder = self.out / room
+        paths = sorted(folder.glob("*.json")) if folder.exists() else []
+        return [json.loads(p.read_text()) for p in paths]
+
+    def wait_for(self, check: Callable[[], object], timeout: float, what: str) -> object:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if result := check():
+                return result
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{self.describe()}")
+
+    def wait_finished(self, room: str, count: int, timeout: float = 30) -> list[dict]:
+        def done() -> list[dict] | None:
+            ms = [m for m in self.manifests(room) if m["state"] != "recording"]
+            return ms if len(ms) >= count else None
+
+        return self.wait_for(done, timeout, f"{count} finished manifests in {room}")  # type: ignore[return-value]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"worker did not exit {timeout} s after signal {sig}\n{self.describe()}")
+
+
+@pytest.fixture(scope="session")
+def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if os.environ.get("RECORDER_NETNS") != "1" and os.environ.get("CI"):
+        pytest.fail("end-to-end tests must run under tests/netns.sh (make test does)")
+    folder = tmp_path_factory.mktemp("livekit")
+    try:
+        proc = devserver.start(devserver.find_binary(ROOT), folder)
+    except devserver.DevServerError as e:
+        pytest.fail(f"{e}\n{tail(folder / 'server.log')}")
+    yield Server(folder / "server.log", proc)
+    devserver.stop(proc)
+
+
+def start_worker(server: Server, out: Path, **env: str) -> Worker:
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "worker.log"
+    full_env = devserver.worker_env(
+        out,
+        RECORDER_PROGRESS_INTERVAL="2",
+        RECORDER_TRACK_END_GRACE="2",
+        # Publishers, server and worker share 2 cores here: take every room anyway.
+        RECORDER_LOAD_THRESHOLD="1.0",
+        RECORDER_HTTP_PORT="0",  # several workers at once
+        **env,
+    )
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "agent.py", "start"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(out, log, proc, server, env)
+    worker.wait_for(lambda: worker.logged("registered worker"), 60, "the worker to register")
+    return worker
+
+
+@pytest.fixture(scope="module")
+def worker(livekit_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """One worker for a module's tests; they use distinct rooms."""
+    w = start_worker(livekit_server, tmp_path_factory.mktemp("recordings"))
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def own_worker(livekit_server: Server, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """A worker of the test's own, for tests that signal or kill it."""
+    started: list[Worker] = []
+
+    def make(**env: str) -> Worker:
+        started.append(start_worker(livekit_server, tmp_path / "recordings", **env))
+        return started[-1]
+
+    yield make
+    for w in started:
+        if w.proc.poll() is None:
+            os.killpg(w.proc.pid, signal.SIGKILL)
+            w.proc.wait()
+
+
+async def join(room_name: str, identity: str, **attributes: str) -> rtc.Room:
+    room = rtc.Room()
+    await room.connect(devserver.URL, devserver.token(room_name, identity, **attributes))
+    return room
+
+
+async def create_room(name: str) -> None:
+    async with api.LiveKitAPI(HTTP_URL, devserver.API_KEY, devserver.API_SECRET) as lk:
+        await lk.room.create_room(api.CreateRoomRequest(name=name))
+
+
+async def delete_room(name: str) -> None:
+    async with api.LiveKitAPI(HTTP_URL, devserver.API_KEY, devserver.API_SECRET) as lk:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=name))
+
+
+async def room_with_agent(worker: Worker, name: str) -> None:
+    """Create a room through the API and wait until the worker is recording it."""
+    await create_room(name)
+    deadline = time.monotonic() + 30
+    while not worker.logged(f"recording room {name} "):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no agent was dispatched to {name}\n{worker.describe()}")
+        await asyncio.sleep(0.2)

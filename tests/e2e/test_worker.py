@@ -1,0 +1,234 @@
+"""End to end: real livekit-server, the worker as users run it, synthetic publishers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import datetime
+from pathlib import Path
+
+from recorder_agent.inspection import inspect_file
+from recorder_agent.testsignal import Publisher
+
+from ..conftest import ffprobe
+from .conftest import Worker, delete_room, join, room_with_agent
+
+AV_SYNC_MS = 40
+
+
+def check_file(path: Path) -> float:
+    """A valid recording (h264 + aac by ffprobe and PyAV); returns its duration."""
+    probe = ffprobe(path)
+    assert probe["format"]["format_name"] == "mpegts"
+    assert sorted(s["codec_name"] for s in probe["streams"]) == ["aac", "h264"]
+    report = inspect_file(path)
+    assert report.ok, (path, report.problems)
+    return report.duration_s
+
+
+async def publish(room_name: str, identity: str, seconds: float, **kw) -> Publisher:
+    room = await join(room_name, identity)
+    pub = Publisher(**kw)
+    await pub.publish(room)
+    await pub.stream(seconds)
+    await room.disconnect()
+    return pub
+
+
+def test_api_room_gets_the_agent_and_two_participants_give_two_files(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-two")
+        await asyncio.gather(
+            publish("e2e-two", "alice", 6),
+            publish("e2e-two", "bob", 6, width=640, height=360),
+        )
+
+    asyncio.run(run())
+    manifests = worker.wait_finished("e2e-two", 2)
+    assert {m["participant"]["identity"] for m in manifests} == {"alice", "bob"}
+    assert all(m["end_reason"] == "participant_left" for m in manifests)
+    assert {(m["canvas"]["width"], m["canvas"]["height"]) for m in manifests} == {
+        (320, 240),
+        (640, 360),
+    }
+    for path in worker.recordings("e2e-two"):
+        assert check_file(path) > 4
+
+
+def test_av_offset_on_markers(worker: Worker):
+    """Flash and beep captured together by the publisher come out together.
+
+    One publisher per process, as real clients are: the publisher's own audio pump
+    lags under CPU load and sends audio late, which no receiver can undo without
+    RTCP sender reports (the Python SDK exposes none).
+    """
+    markers = [3.0, 4.5, 6.0, 7.5]
+
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-sync")
+        await publish("e2e-sync", "sync", 9, markers=markers)
+
+    asyncio.run(run())
+    worker.wait_finished("e2e-sync", 1)
+    [path] = worker.recordings("e2e-sync")
+    check_file(path)
+    report = inspect_file(path)
+    assert len(report.av_offsets_ms) == len(markers), (report.flashes_s, report.beeps_s)
+    assert max(abs(o) for o in report.av_offsets_ms) <= AV_SYNC_MS, report.av_offsets_ms
+
+
+def test_present_before_the_agent_and_late_joiner(worker: Worker):
+    async def run() -> None:
+        first = asyncio.create_task(publish("e2e-late", "early", 8))  # creates the room
+        await asyncio.sleep(4)
+        await publish("e2e-late", "late", 4)
+        await first
+
+    asyncio.run(run())
+    manifests = worker.wait_finished("e2e-late", 2)
+    assert {m["participant"]["identity"] for m in manifests} == {"early", "late"}
+    for path in worker.recordings("e2e-late"):
+        check_file(path)
+
+
+def test_leave_and_rejoin_gives_two_files(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-rejoin")
+        await publish("e2e-rejoin", "carol", 4)
+        await publish("e2e-rejoin", "carol", 4)
+
+    asyncio.run(run())
+    manifests = worker.wait_finished("e2e-rejoin", 2)
+    files = worker.recordings("e2e-rejoin")
+    assert len(files) == 2 and len({m["file"] for m in manifests}) == 2
+    for path in files:
+        assert check_file(path) > 2
+
+
+def test_mute_then_unmute_keeps_one_continuous_timeline(worker: Worker):
+    left_at = 0.0
+
+    async def run() -> None:
+        nonlocal left_at
+        await room_with_agent(worker, "e2e-mute")
+        room = await join("e2e-mute", "dave")
+        pub = Publisher()
+        await pub.publish(room)
+        await pub.stream(3)
+        mic = pub.publications["audio"].track
+        mic.mute()
+        pub.audio = False
+        await pub.stream(8)
+        mic.unmute()
+        pub.audio = True
+        await pub.stream(11)
+        await room.disconnect()
+        left_at = time.time()
+
+    asyncio.run(run())
+    [manifest] = worker.wait_finished("e2e-mute", 1)
+    [path] = worker.recordings("e2e-mute")
+    duration = check_file(path)
+    wall = left_at - datetime.fromisoformat(manifest["start_utc"]).timestamp()
+    assert abs(duration - wall) <= 0.5, (duration, wall)
+    assert not any(s.gaps for s in inspect_file(path).streams)
+    kinds = [e["type"] for e in manifest["events"]]
+    assert "mute" in kinds and "unmute" in kinds
+
+
+def test_audio_only_participant(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-audio")
+        await publish("e2e-audio", "erin", 5, video=False)
+
+    asyncio.run(run())
+    worker.wait_finished("e2e-audio", 1)
+    [path] = worker.recordings("e2e-audio")
+    assert check_file(path) > 3
+
+
+def test_camera_and_screen_share_go_to_separate_files(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-screen")
+        room = await join("e2e-screen", "frank")
+        camera, screen = Publisher(), Publisher(width=640, height=360)
+        await camera.publish(room)
+        await screen.publish(room, screen=True)
+        await asyncio.gather(camera.stream(5), screen.stream(5))
+        await room.disconnect()
+
+    asyncio.run(run())
+    manifests = worker.wait_finished("e2e-screen", 2)
+    assert sorted(m["label"] for m in manifests) == ["", "screen"]
+    screen = next(m for m in manifests if m["label"] == "screen")
+    assert {t["source"] for t in screen["tracks"]} == {"screenshare", "screenshare_audio"}
+    assert screen["canvas"] == {"width": 640, "height": 360}
+    for path in worker.recordings("e2e-screen"):
+        check_file(path)
+
+
+def test_opt_out_attribute_writes_nothing(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-optout")
+        private = await join("e2e-optout", "grace", recording="off")
+        pub = Publisher()
+        await pub.publish(private)
+        await asyncio.gather(pub.stream(4), publish("e2e-optout", "heidi", 4))
+        await private.disconnect()
+
+    asyncio.run(run())
+    manifests = worker.wait_finished("e2e-optout", 1)
+    time.sleep(1)
+    assert [m["participant"]["identity"] for m in worker.manifests("e2e-optout")] == ["heidi"]
+    assert not [p for p in (worker.out / "e2e-optout").iterdir() if "grace" in p.name]
+    assert manifests
+
+
+def test_file_grows_during_the_session(worker: Worker):
+    sizes: list[int] = []
+
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-grow")
+        room = await join("e2e-grow", "ivan")
+        pub = Publisher()
+        await pub.publish(room)
+        for second in range(1, 7):
+            await pub.stream(second)
+            files = worker.recordings("e2e-grow")
+            sizes.append(files[0].stat().st_size if files else 0)
+        await room.disconnect()
+
+    asyncio.run(run())
+    grown = sizes[1:]
+    assert all(b > a for a, b in itertools.pairwise(grown)), sizes
+
+
+def test_three_rooms_at_once(worker: Worker):
+    rooms = ["e2e-multi-a", "e2e-multi-b", "e2e-multi-c"]
+
+    async def run() -> None:
+        await asyncio.gather(*(room_with_agent(worker, r) for r in rooms))
+        await asyncio.gather(*(publish(r, "judy", 5) for r in rooms))
+
+    asyncio.run(run())
+    for r in rooms:
+        worker.wait_finished(r, 1)
+        [path] = worker.recordings(r)
+        assert check_file(path) > 3
+
+
+def test_room_deleted_finalizes_with_room_closed(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-delete")
+        room = await join("e2e-delete", "kim")
+        pub = Publisher()
+        await pub.publish(room)
+        await pub.stream(4)
+        await delete_room("e2e-delete")
+        await room.disconnect()
+
+    asyncio.run(run())
+    [manifest] = worker.wait_finished("e2e-delete", 1)
+    assert manifest["end_reason"] in ("room_closed", "participant_left")
+    check_file(worker.recordings("e2e-delete")[0])

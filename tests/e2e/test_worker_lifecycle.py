@@ -1,0 +1,59 @@
+"""End to end: the worker's own lifecycle, SIGTERM and kill -9, one worker per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from datetime import datetime
+
+from recorder_agent.testsignal import Publisher
+
+from .conftest import join, room_with_agent
+from .test_worker import check_file
+
+
+def test_sigterm_finalizes_files_and_manifests(own_worker):
+    w = own_worker(RECORDER_DRAIN_TIMEOUT="2")
+
+    async def run() -> None:
+        await room_with_agent(w, "e2e-sigterm")
+        room = await join("e2e-sigterm", "leo")
+        pub = Publisher()
+        await pub.publish(room)
+        await pub.stream(4)
+        stop = asyncio.get_running_loop().run_in_executor(None, w.stop, signal.SIGTERM)
+        await pub.stream(6)  # the participant stays while the worker drains
+        assert await stop == 0, w.describe()
+        await room.disconnect()
+
+    asyncio.run(run())
+    [manifest] = w.manifests("e2e-sigterm")
+    assert manifest["state"] == "finished", manifest
+    assert manifest["end_reason"] not in (None, "participant_left")
+    assert check_file(w.recordings("e2e-sigterm")[0]) > 3
+
+
+def test_kill_9_leaves_valid_files_up_to_the_kill(own_worker):
+    w = own_worker()
+    killed_at = 0.0
+
+    async def run() -> None:
+        nonlocal killed_at
+        await room_with_agent(w, "e2e-kill")
+        room = await join("e2e-kill", "mia")
+        pub = Publisher()
+        await pub.publish(room)
+        await pub.stream(6)
+        os.killpg(w.proc.pid, signal.SIGKILL)  # the worker and its job processes
+        killed_at = time.time()
+        await room.disconnect()
+
+    asyncio.run(run())
+    w.proc.wait()
+    [path] = w.recordings("e2e-kill")
+    [manifest] = w.manifests("e2e-kill")
+    assert manifest["state"] == "recording"  # nobody finalized it
+    recorded = killed_at - datetime.fromisoformat(manifest["start_utc"]).timestamp()
+    assert check_file(path) >= recorded - 1.0, recorded
