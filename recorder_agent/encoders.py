@@ -119,7 +119,12 @@ class AudioEncoder:
             count -= n
 
     def flush(self) -> list[av.Packet]:
-        packets = self._encode(self._pending) if self._pending.shape[1] else []
+        """Encode what is pending, padded with silence to a whole AAC frame (FFmpeg's
+        encoder turns a lone frame of a few samples into a packet decoders reject)."""
+        packets: list[av.Packet] = []
+        if self._pending.shape[1]:
+            pad = AAC_FRAME - self._pending.shape[1]
+            packets = self._encode(np.pad(self._pending, ((0, 0), (0, pad))))
         self._pending = self._pending[:, :0]
         return packets + self.stream.encode(None)
 

@@ -16,6 +16,8 @@ from typing import Any
 import av
 import numpy as np
 
+from .sink import TS_PACKET
+
 EXPECTED = {"video": "h264", "audio": "aac"}
 FLASH_LUMA = 180  # mean Y above this is a flash
 DARK_LUMA = 100  # and it must rise from below this
@@ -110,12 +112,22 @@ def _gap_threshold(kind: str) -> float:
     return 1.5 if kind == "video" else 0.1
 
 
+def looks_like_ts(path: str | Path, packets: int = 64) -> bool:
+    """True when the file starts with whole 188-byte packets, each with the 0x47 sync."""
+    with open(path, "rb") as f:
+        head = f.read(TS_PACKET * packets)
+    whole = len(head) - len(head) % TS_PACKET
+    return whole > 0 and all(head[i] == 0x47 for i in range(0, whole, TS_PACKET))
+
+
 def inspect_file(path: str | Path) -> FileReport:
     """Decode ``path`` completely and report on it; never raises for a bad file."""
     report = FileReport(path=str(path))
     try:
         report.size_bytes = os.path.getsize(path)
-        container = av.open(str(path))
+        # A recording of a few packets can out-score MPEG-TS in FFmpeg's format probe
+        # (MPEG-PS sees the PES start codes): trust the 188-byte sync pattern instead.
+        container = av.open(str(path), format="mpegts" if looks_like_ts(path) else None)
     except (OSError, av.FFmpegError) as e:
         report.problems.append(f"cannot open: {e}")
         return report

@@ -298,7 +298,7 @@ class ParticipantRecording:
         self._fill_delay = int(self.config.gap_fill_delay * 1e6)
         self._origin: int | None = None
         self._latest_media = 0  # newest media instant seen (µs)
-        self._latest_pushed = 0  # when the producer pushed it (µs, monotonic)
+        self._origin_pushed = 0  # when the producer pushed the first frame (µs, monotonic)
         self._pending_audio: list[_Audio] = []  # audio waiting for the canvas decision
         # One audio frame of lookahead: its successor tells a gap from a late burst.
         self._held: tuple[_Audio, list[av.AudioFrame]] | None = None
@@ -372,13 +372,13 @@ class ParticipantRecording:
         if self._origin is not None:
             return
         self._origin = self._latest_media = t
-        self._latest_pushed = pushed
+        self._origin_pushed = pushed
         start_utc = time.time() - (monotonic_us() - t) / 1e6
         self._manifest.data["start_utc"] = utc_iso(start_utc)
 
-    def _seen(self, media_us: int, pushed: int) -> None:
-        if media_us >= self._latest_media:
-            self._latest_media, self._latest_pushed = media_us, pushed
+    def _seen(self, media_us: int) -> None:
+        if media_us > self._latest_media:
+            self._latest_media = media_us
             self.stats.media_seconds = self._media_time_s() or 0.0
 
     def _on_video(self, item: _Video) -> None:
@@ -393,7 +393,7 @@ class ParticipantRecording:
             raise BadFrame(
                 "timestamp_backwards", f"video timestamp {item.ts} µs not after previous"
             )
-        self._seen(item.ts, item.pushed)
+        self._seen(item.ts)
         if self._video_stopped is not None:
             self._gap_event("video_gap", pts - self._video_stopped, pts, VIDEO_CLOCK)
             self._video_stopped = None
@@ -451,7 +451,7 @@ class ParticipantRecording:
         )
         self._silence_run = 0
         end = item.start + block.shape[1] * 1_000_000 // self._audio.rate
-        self._seen(end, item.pushed)
+        self._seen(end)
         self.stats.audio_seconds += block.shape[1] / self._audio.rate
         if block.shape[1]:
             self._write(self._audio.write(block))
@@ -516,8 +516,11 @@ class ParticipantRecording:
             self.stats.video_frames_repeated += 1
 
     def _media_now(self, at_pushed: int) -> int:
-        """Newest media instant plus the real time elapsed since it was pushed."""
-        return self._latest_media + max(0, at_pushed - self._latest_pushed)
+        """Where the media clock is at the real instant ``at_pushed``: the wall time
+        elapsed since the first frame, or the newest media if input ran ahead of it
+        (offline feeding)."""
+        assert self._origin is not None
+        return max(self._latest_media, self._origin + at_pushed - self._origin_pushed)
 
     def _on_idle(self) -> None:
         if self._origin is None:
@@ -613,7 +616,7 @@ class ParticipantRecording:
             self._release_held(next_start=None)
             self._fill_audio(end)
             self._fill_video(end)
-            self._seen(end, item.pushed)
+            self._seen(end)
         return reason
 
     def _finish(self, reason: str) -> None:

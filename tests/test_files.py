@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import pytest
+from livekit import rtc
 
 from recorder_agent import ConfigError, ParticipantRecording, RecorderConfig, RecordingInfo
 from recorder_agent.naming import claim_recording_path, safe_component
@@ -151,3 +152,15 @@ def test_readme_documents_every_setting():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for name, _, _ in RecorderConfig.documented_fields():
         assert f"`{name}`" in readme, name
+
+
+def test_a_one_frame_recording_is_still_valid_ts(config):
+    """A file of a few TS packets can out-score MPEG-TS in FFmpeg's format probe
+    (MPEG-PS finds PES start codes); inspect goes by the 188-byte sync pattern."""
+    rec = ParticipantRecording(config, RecordingInfo("room", "blink"))
+    rec.push_video(luma_frame(64, 48, 40), now_us())
+    rec.push_audio(rtc.AudioFrame(bytes(960), 48_000, 1, 480), now_us())
+    rec.close()
+    assert rec.wait(30)
+    report = json.loads(inspect_cli(str(rec.path), "--json").stdout)[0]
+    assert report["ok"] and report["container"] == "mpegts", report

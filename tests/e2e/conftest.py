@@ -22,6 +22,7 @@ import pytest
 from livekit import api, rtc
 
 from recorder_agent import devserver
+from recorder_agent.testsignal import Publisher
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_URL = devserver.URL.replace("ws://", "http://")
@@ -163,6 +164,15 @@ async def join(room_name: str, identity: str, **attributes: str) -> rtc.Room:
     room = rtc.Room()
     await room.connect(devserver.URL, devserver.token(room_name, identity, **attributes))
     return room
+
+
+async def publishing(room_name: str, identity: str, **signal) -> tuple[rtc.Room, Publisher]:
+    """A participant that joined and published camera and microphone (or ``video``/
+    ``audio`` False); stream with ``await pub.stream(seconds)``."""
+    room = await join(room_name, identity)
+    pub = Publisher(**signal)
+    await pub.publish(room)
+    return room, pub
 
 
 async def create_room(name: str) -> None:

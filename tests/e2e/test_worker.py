@@ -12,7 +12,7 @@ from recorder_agent.inspection import inspect_file
 from recorder_agent.testsignal import Publisher
 
 from ..conftest import ffprobe
-from .conftest import Worker, delete_room, join, room_with_agent
+from .conftest import Worker, delete_room, join, publishing, room_with_agent
 
 AV_SYNC_MS = 40
 
@@ -28,12 +28,23 @@ def check_file(path: Path) -> float:
 
 
 async def publish(room_name: str, identity: str, seconds: float, **kw) -> Publisher:
-    room = await join(room_name, identity)
-    pub = Publisher(**kw)
-    await pub.publish(room)
+    room, pub = await publishing(room_name, identity, **kw)
     await pub.stream(seconds)
     await room.disconnect()
     return pub
+
+
+def record_one(worker: Worker, room: str, seconds: float, **kw) -> tuple[Path, dict]:
+    """One participant publishing into a room created through the API; its file."""
+
+    async def run() -> None:
+        await room_with_agent(worker, room)
+        await publish(room, "solo", seconds, **kw)
+
+    asyncio.run(run())
+    [manifest] = worker.wait_finished(room, 1)
+    [path] = worker.recordings(room)
+    return path, manifest
 
 
 def test_api_room_gets_the_agent_and_two_participants_give_two_files(worker: Worker):
@@ -64,14 +75,7 @@ def test_av_offset_on_markers(worker: Worker):
     RTCP sender reports (the Python SDK exposes none).
     """
     markers = [3.0, 4.5, 6.0, 7.5]
-
-    async def run() -> None:
-        await room_with_agent(worker, "e2e-sync")
-        await publish("e2e-sync", "sync", 9, markers=markers)
-
-    asyncio.run(run())
-    worker.wait_finished("e2e-sync", 1)
-    [path] = worker.recordings("e2e-sync")
+    path, _ = record_one(worker, "e2e-sync", 9, markers=markers)
     check_file(path)
     report = inspect_file(path)
     assert len(report.av_offsets_ms) == len(markers), (report.flashes_s, report.beeps_s)
@@ -112,9 +116,7 @@ def test_mute_then_unmute_keeps_one_continuous_timeline(worker: Worker):
     async def run() -> None:
         nonlocal left_at
         await room_with_agent(worker, "e2e-mute")
-        room = await join("e2e-mute", "dave")
-        pub = Publisher()
-        await pub.publish(room)
+        room, pub = await publishing("e2e-mute", "dave")
         await pub.stream(3)
         mic = pub.publications["audio"].track
         mic.mute()
@@ -138,14 +140,9 @@ def test_mute_then_unmute_keeps_one_continuous_timeline(worker: Worker):
 
 
 def test_audio_only_participant(worker: Worker):
-    async def run() -> None:
-        await room_with_agent(worker, "e2e-audio")
-        await publish("e2e-audio", "erin", 5, video=False)
-
-    asyncio.run(run())
-    worker.wait_finished("e2e-audio", 1)
-    [path] = worker.recordings("e2e-audio")
+    path, manifest = record_one(worker, "e2e-audio", 5, video=False)
     assert check_file(path) > 3
+    assert [t["kind"] for t in manifest["tracks"]] == ["audio"]
 
 
 def test_camera_and_screen_share_go_to_separate_files(worker: Worker):
@@ -190,9 +187,7 @@ def test_file_grows_during_the_session(worker: Worker):
 
     async def run() -> None:
         await room_with_agent(worker, "e2e-grow")
-        room = await join("e2e-grow", "ivan")
-        pub = Publisher()
-        await pub.publish(room)
+        room, pub = await publishing("e2e-grow", "ivan")
         for second in range(1, 7):
             await pub.stream(second)
             files = worker.recordings("e2e-grow")
@@ -221,9 +216,7 @@ def test_three_rooms_at_once(worker: Worker):
 def test_room_deleted_finalizes_with_room_closed(worker: Worker):
     async def run() -> None:
         await room_with_agent(worker, "e2e-delete")
-        room = await join("e2e-delete", "kim")
-        pub = Publisher()
-        await pub.publish(room)
+        room, pub = await publishing("e2e-delete", "kim")
         await pub.stream(4)
         await delete_room("e2e-delete")
         await room.disconnect()

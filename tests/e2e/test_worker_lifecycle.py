@@ -8,9 +8,7 @@ import signal
 import time
 from datetime import datetime
 
-from recorder_agent.testsignal import Publisher
-
-from .conftest import join, room_with_agent
+from .conftest import publishing, room_with_agent
 from .test_worker import check_file
 
 
@@ -19,9 +17,7 @@ def test_sigterm_finalizes_files_and_manifests(own_worker):
 
     async def run() -> None:
         await room_with_agent(w, "e2e-sigterm")
-        room = await join("e2e-sigterm", "leo")
-        pub = Publisher()
-        await pub.publish(room)
+        room, pub = await publishing("e2e-sigterm", "leo")
         await pub.stream(4)
         stop = asyncio.get_running_loop().run_in_executor(None, w.stop, signal.SIGTERM)
         await pub.stream(6)  # the participant stays while the worker drains
@@ -42,9 +38,7 @@ def test_kill_9_leaves_valid_files_up_to_the_kill(own_worker):
     async def run() -> None:
         nonlocal killed_at
         await room_with_agent(w, "e2e-kill")
-        room = await join("e2e-kill", "mia")
-        pub = Publisher()
-        await pub.publish(room)
+        room, pub = await publishing("e2e-kill", "mia")
         await pub.stream(6)
         os.killpg(w.proc.pid, signal.SIGKILL)  # the worker and its job processes
         killed_at = time.time()
