@@ -51,7 +51,7 @@ def find_binary(root: Path) -> str:
         shutil.which("livekit-server") or "",
     ):
         if candidate and os.access(candidate, os.X_OK):
-            return candidate
+            return os.path.abspath(candidate)  # the server runs in another folder
     raise DevServerError(
         "livekit-server is missing: `make demo` / `make test` build it into .cache/bin "
         "(go install github.com/livekit/livekit-server/cmd/server@v1.13.5)"
