@@ -197,6 +197,8 @@ def test_file_grows_during_the_session(worker: Worker):
     asyncio.run(run())
     grown = sizes[1:]
     assert all(b > a for a, b in itertools.pairwise(grown)), sizes
+    # The worker's progress line for this recording (every 2 s in the tests).
+    assert worker.logged("progress e2e-grow/ivan: "), worker.describe()
 
 
 def test_three_rooms_at_once(worker: Worker):
