@@ -298,6 +298,7 @@ class ParticipantRecording:
         self._fill_delay = int(self.config.gap_fill_delay * 1e6)
         self._origin: int | None = None
         self._latest_media = 0  # newest media instant seen (µs)
+        self._video_end = 0  # end of the last real video frame (µs)
         self._origin_pushed = 0  # when the producer pushed the first frame (µs, monotonic)
         self._pending_audio: list[_Audio] = []  # audio waiting for the canvas decision
         # One audio frame of lookahead: its successor tells a gap from a late burst.
@@ -394,6 +395,7 @@ class ParticipantRecording:
                 "timestamp_backwards", f"video timestamp {item.ts} µs not after previous"
             )
         self._seen(item.ts)
+        self._video_end = item.ts + 1_000_000 // self.config.nominal_fps
         if self._video_stopped is not None:
             self._gap_event("video_gap", pts - self._video_stopped, pts, VIDEO_CLOCK)
             self._video_stopped = None
@@ -610,7 +612,10 @@ class ParticipantRecording:
     def _close(self, item: _Control) -> str:
         (reason,) = item.args
         if self._origin is not None:
-            end = self._media_now(item.pushed)
+            # The last video frame lasts one frame interval and audio covers it too: a
+            # file never ends with a declared stream that has no packet at all.
+            one_frame = 1_000_000 // self.config.nominal_fps
+            end = max(self._media_now(item.pushed), self._video_end, self._origin + one_frame)
             if self._muxer is None:
                 self._open(None)
             self._release_held(next_start=None)
