@@ -94,12 +94,13 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def token(room: str, identity: str, **attributes: str) -> str:
-    """A join token for this server."""
+def token(room: str, identity: str, kind: str = "standard", **attributes: str) -> str:
+    """A join token for this server; ``kind`` as in ``RECORDER_PARTICIPANT_KINDS``."""
     from livekit import api
 
     grants = api.VideoGrants(room_join=True, room=room)
     t = api.AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(grants)
+    t = t.with_kind(kind)
     return (t.with_attributes(attributes) if attributes else t).to_jwt()
 
 

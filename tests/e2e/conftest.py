@@ -160,16 +160,20 @@ def own_worker(livekit_server: Server, tmp_path: Path) -> Iterator[Callable[...,
             w.proc.wait()
 
 
-async def join(room_name: str, identity: str, **attributes: str) -> rtc.Room:
+async def join(
+    room_name: str, identity: str, kind: str = "standard", **attributes: str
+) -> rtc.Room:
     room = rtc.Room()
-    await room.connect(devserver.URL, devserver.token(room_name, identity, **attributes))
+    await room.connect(devserver.URL, devserver.token(room_name, identity, kind, **attributes))
     return room
 
 
-async def publishing(room_name: str, identity: str, **signal) -> tuple[rtc.Room, Publisher]:
+async def publishing(
+    room_name: str, identity: str, kind: str = "standard", **signal
+) -> tuple[rtc.Room, Publisher]:
     """A participant that joined and published camera and microphone (or ``video``/
     ``audio`` False); stream with ``await pub.stream(seconds)``."""
-    room = await join(room_name, identity)
+    room = await join(room_name, identity, kind)
     pub = Publisher(**signal)
     await pub.publish(room)
     return room, pub

@@ -27,8 +27,10 @@ def check_file(path: Path) -> float:
     return report.duration_s
 
 
-async def publish(room_name: str, identity: str, seconds: float, **kw) -> Publisher:
-    room, pub = await publishing(room_name, identity, **kw)
+async def publish(
+    room_name: str, identity: str, seconds: float, kind: str = "standard", **kw
+) -> Publisher:
+    room, pub = await publishing(room_name, identity, kind, **kw)
     await pub.stream(seconds)
     await room.disconnect()
     return pub
@@ -180,6 +182,22 @@ def test_opt_out_attribute_writes_nothing(worker: Worker):
     assert [m["participant"]["identity"] for m in worker.manifests("e2e-optout")] == ["heidi"]
     assert not [p for p in (worker.out / "e2e-optout").iterdir() if "grace" in p.name]
     assert manifests
+
+
+def test_agents_are_skipped_and_sip_participants_recorded(worker: Worker):
+    async def run() -> None:
+        await room_with_agent(worker, "e2e-kinds")
+        await asyncio.gather(
+            publish("e2e-kinds", "phone", 4, kind="sip", video=False),
+            publish("e2e-kinds", "bot", 4, kind="agent"),
+        )
+
+    asyncio.run(run())
+    [manifest] = worker.wait_finished("e2e-kinds", 1)
+    time.sleep(1)
+    assert [m["participant"]["identity"] for m in worker.manifests("e2e-kinds")] == ["phone"]
+    assert manifest["participant"]["kind"] == "sip"
+    check_file(worker.recordings("e2e-kinds")[0])
 
 
 def test_file_grows_during_the_session(worker: Worker):
