@@ -40,7 +40,7 @@ def main() -> int:
     worker = subprocess.Popen(
         [sys.executable, "agent.py", "start"],
         cwd=ROOT,
-        env=devserver.worker_env(OUT, RECORDER_HTTP_PORT="0", RECORDER_LOAD_THRESHOLD="1.0"),
+        env=devserver.worker_env(OUT, RECORDER_HTTP_PORT="0", RECORDER_LOAD_THRESHOLD="2"),
         stdout=open(worker_log, "wb"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
     )

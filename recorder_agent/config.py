@@ -88,7 +88,9 @@ class RecorderConfig:
     progress_interval: float = _doc("Seconds between progress log lines per recording.", 5.0)
     shutdown_timeout: float = _doc("Seconds a job may take to finalize before it is killed.", 30.0)
     drain_timeout: int = _doc("On SIGTERM in start mode, seconds to let rooms finish.", 1800)
-    load_threshold: float = _doc("Machine CPU load (0..1) above which no new room is taken.", 0.7)
+    load_threshold: float = _doc(
+        "Machine CPU load (0..1) above which no new room is taken; above 1: never refuse.", 0.7
+    )
     http_port: int = _doc(
         "Port of the worker's health-check HTTP server; 0 picks a free one.", 8081
     )
@@ -116,7 +118,7 @@ class RecorderConfig:
             (set(self.kinds) <= set(PARTICIPANT_KINDS), f"participant_kinds: {PARTICIPANT_KINDS}"),
             (self.track_end_grace >= 0 and self.progress_interval > 0, "bad worker timing"),
             (self.shutdown_timeout > 0 and self.drain_timeout >= 0, "bad shutdown timing"),
-            (0 < self.load_threshold <= 1, "load_threshold must be in (0, 1]"),
+            (self.load_threshold > 0, "load_threshold must be > 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -8,6 +8,7 @@ machine, whatever ICE tries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -117,9 +118,11 @@ def start_worker(server: Server, out: Path, **env: str) -> Worker:
         out,
         RECORDER_PROGRESS_INTERVAL="2",
         RECORDER_TRACK_END_GRACE="2",
-        # Publishers, server and worker share 2 cores here: take every room anyway.
-        RECORDER_LOAD_THRESHOLD="1.0",
+        # Publishers, server and worker share 2 cores here: CPU is often at 100 %, and
+        # a room created while the only worker reports itself full is never dispatched.
+        RECORDER_LOAD_THRESHOLD="2",
         RECORDER_HTTP_PORT="0",  # several workers at once
+        RECORDER_DRAIN_TIMEOUT="5",  # teardown must not wait for rooms a failed test left
         **env,
     )
     with open(log, "wb") as f:
@@ -190,10 +193,22 @@ async def delete_room(name: str) -> None:
 
 
 async def room_with_agent(worker: Worker, name: str) -> None:
-    """Create a room through the API and wait until the worker is recording it."""
-    await create_room(name)
-    deadline = time.monotonic() + 30
-    while not worker.logged(f"recording room {name} "):
-        if time.monotonic() > deadline:
-            pytest.fail(f"no agent was dispatched to {name}\n{worker.describe()}")
-        await asyncio.sleep(0.2)
+    """Create a room through the API and wait until the worker is recording it.
+
+    livekit-server dispatches a room once, at creation, and never to a worker whose
+    reported load (machine CPU by default) is 1 or more. On this 2-core machine the
+    previous test's publishers can leave it there for a moment: then the room is
+    deleted and created again (once), rather than the test failing on the machine.
+    """
+    for attempt in range(2):
+        await create_room(name)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if worker.logged(f"recording room {name} "):
+                return
+            await asyncio.sleep(0.2)
+        if attempt == 0:
+            with contextlib.suppress(api.TwirpError):  # already closed when empty
+                await delete_room(name)
+            await asyncio.sleep(3)
+    pytest.fail(f"no agent was dispatched to {name}\n{worker.describe()}")

@@ -1,0 +1,93 @@
+"""End to end, hostile input and churn: names from clients stay inside the output
+folder and distinct; a room with 100 join/leave cycles leaks nothing in the job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+from .conftest import Worker, publishing, room_with_agent
+from .test_worker import check_file
+
+# livekit-server refuses identities over 256 characters; longer names (10,000) and NUL
+# bytes are covered by the naming tests.
+HOSTILE_IDENTITIES = ["../../etc/passwd", "a/b", "a_b", "🎥 emoji", "CON", "x" * 256, ".."]
+
+
+def test_hostile_identities_stay_inside_and_distinct(worker: Worker):
+    room = "../e2e-hostile/🎥"
+
+    async def run() -> None:
+        await room_with_agent(worker, room)
+        joined = []
+        try:
+            for identity in HOSTILE_IDENTITIES:
+                joined.append(await publishing(room, identity, video=False))
+            await asyncio.gather(*(pub.stream(3) for _, pub in joined))
+        finally:
+            for r, _ in joined:
+                await r.disconnect()
+
+    asyncio.run(run())
+    out = worker.out.resolve()
+    folders = [p for p in out.iterdir() if p.is_dir()]
+    [folder] = [p for p in folders if "e2e-hostile" in p.name]
+    manifests = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    deadline = time.monotonic() + 30
+    while sum(m["state"] != "recording" for m in manifests) < len(HOSTILE_IDENTITIES):
+        assert time.monotonic() < deadline, worker.describe()
+        time.sleep(0.5)
+        manifests = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert {m["participant"]["identity"] for m in manifests} == set(HOSTILE_IDENTITIES)
+    assert all(m["room"] == room for m in manifests)
+    files = list(folder.glob("*.ts"))
+    assert len(files) == len(HOSTILE_IDENTITIES)
+    for path in files:
+        assert path.resolve().parent == folder.resolve()
+        assert len(path.name) < 128
+        check_file(path)
+    assert not (out.parent / "etc").exists() and not Path("/etc/passwd.ts").exists()
+
+
+def job_pid(worker: Worker, room: str) -> int:
+    for line in worker.log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and f'"room": "{room}"' in line and '"job_id"' in line:
+            return json.loads(line)["pid"]
+    raise AssertionError(f"no job process logged for {room}\n{worker.describe()}")
+
+
+def proc_counts(pid: int) -> tuple[int, int, float]:
+    """Threads, open file descriptors and RSS (MB) of a process."""
+    field = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    threads, rss_kb = int(field["Threads"]), int(field["VmRSS"].split()[0])
+    return threads, len(os.listdir(f"/proc/{pid}/fd")), rss_kb / 1024
+
+
+def test_100_join_leave_cycles_leak_nothing_in_the_job(worker: Worker):
+    room = "e2e-churn"
+    samples: dict[int, tuple[int, int, float]] = {}
+
+    async def run() -> None:
+        await room_with_agent(worker, room)
+        pid = job_pid(worker, room)
+        for cycle in range(100):
+            r, pub = await publishing(room, f"churner-{cycle}", width=160, height=120)
+            await pub.stream(0.5)
+            await r.disconnect()
+            if cycle in (19, 99):
+                worker.wait_finished(room, cycle + 1, timeout=60)
+                await asyncio.sleep(1)
+                samples[cycle] = proc_counts(pid)
+
+    asyncio.run(run())
+    (t0, f0, m0), (t1, f1, m1) = samples[19], samples[99]
+    print(f"job after 20 / 100 cycles: threads {t0}/{t1}, fds {f0}/{f1}, RSS {m0:.1f}/{m1:.1f} MB")
+    assert t1 <= t0 + 2, f"threads {t0} -> {t1}"
+    assert f1 <= f0 + 2, f"fds {f0} -> {f1}"
+    assert m1 - m0 < 30, f"RSS {m0:.0f} -> {m1:.0f} MB"
+    assert len(worker.recordings(room)) >= 90  # a cycle may end before any media arrives
