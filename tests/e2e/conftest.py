@@ -114,17 +114,16 @@ def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
 def start_worker(server: Server, out: Path, **env: str) -> Worker:
     out.mkdir(parents=True, exist_ok=True)
     log = out / "worker.log"
-    full_env = devserver.worker_env(
-        out,
-        RECORDER_PROGRESS_INTERVAL="2",
-        RECORDER_TRACK_END_GRACE="2",
+    defaults = {
+        "RECORDER_PROGRESS_INTERVAL": "2",
+        "RECORDER_TRACK_END_GRACE": "2",
         # Publishers, server and worker share 2 cores here: CPU is often at 100 %, and
         # a room created while the only worker reports itself full is never dispatched.
-        RECORDER_LOAD_THRESHOLD="2",
-        RECORDER_HTTP_PORT="0",  # several workers at once
-        RECORDER_DRAIN_TIMEOUT="5",  # teardown must not wait for rooms a failed test left
-        **env,
-    )
+        "RECORDER_LOAD_THRESHOLD": "2",
+        "RECORDER_HTTP_PORT": "0",  # several workers at once
+        "RECORDER_DRAIN_TIMEOUT": "5",  # teardown must not wait for rooms a failed test left
+    }
+    full_env = devserver.worker_env(out, **{**defaults, **env})
     with open(log, "wb") as f:
         proc = subprocess.Popen(
             [sys.executable, "agent.py", "start"],
