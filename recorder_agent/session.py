@@ -298,7 +298,10 @@ class ParticipantRecording:
         self._fill_delay = int(self.config.gap_fill_delay * 1e6)
         self._origin: int | None = None
         self._latest_media = 0  # newest media instant seen (µs)
-        self._video_end = 0  # end of the last real video frame (µs)
+        self._frame_us = 1_000_000 // self.config.nominal_fps
+        # The file covers at least this instant (µs): one frame past the origin, or past
+        # the last real video frame, so no declared stream ends without a packet.
+        self._min_end = 0
         self._origin_pushed = 0  # when the producer pushed the first frame (µs, monotonic)
         self._pending_audio: list[_Audio] = []  # audio waiting for the canvas decision
         # One audio frame of lookahead: its successor tells a gap from a late burst.
@@ -374,6 +377,7 @@ class ParticipantRecording:
             return
         self._origin = self._latest_media = t
         self._origin_pushed = pushed
+        self._min_end = t + self._frame_us
         start_utc = time.time() - (monotonic_us() - t) / 1e6
         self._manifest.data["start_utc"] = utc_iso(start_utc)
 
@@ -395,7 +399,7 @@ class ParticipantRecording:
                 "timestamp_backwards", f"video timestamp {item.ts} µs not after previous"
             )
         self._seen(item.ts)
-        self._video_end = item.ts + 1_000_000 // self.config.nominal_fps
+        self._min_end = item.ts + self._frame_us
         if self._video_stopped is not None:
             self._gap_event("video_gap", pts - self._video_stopped, pts, VIDEO_CLOCK)
             self._video_stopped = None
@@ -612,10 +616,7 @@ class ParticipantRecording:
     def _close(self, item: _Control) -> str:
         (reason,) = item.args
         if self._origin is not None:
-            # The last video frame lasts one frame interval and audio covers it too: a
-            # file never ends with a declared stream that has no packet at all.
-            one_frame = 1_000_000 // self.config.nominal_fps
-            end = max(self._media_now(item.pushed), self._video_end, self._origin + one_frame)
+            end = max(self._media_now(item.pushed), self._min_end)
             if self._muxer is None:
                 self._open(None)
             self._release_held(next_start=None)
