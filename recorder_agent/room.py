@@ -163,8 +163,7 @@ class RoomRecorder:
             rec.add_event(what, track_sid=pub.sid, source=source_name(pub.source))
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
-        for key in [k for k in self._recordings if k[0] == participant.sid]:
-            self._close(key, "participant_left")
+        self._close_participant(participant.sid, "participant_left")
 
     def _on_attributes_changed(
         self, changed: dict[str, str], participant: rtc.RemoteParticipant
@@ -174,8 +173,7 @@ class RoomRecorder:
         if self._wanted(participant):
             self._pick_up_tracks(participant)  # opted back in: a new file
         else:
-            for key in [k for k in self._recordings if k[0] == participant.sid]:
-                self._close(key, "opted_out")
+            self._close_participant(participant.sid, "opted_out")
 
     def _on_disconnected(self, reason: Any = None) -> None:
         for key in list(self._recordings):
@@ -219,6 +217,10 @@ class RoomRecorder:
         self._track_group.pop(track_sid, None)
         if task := self._track_tasks.pop(track_sid, None):
             task.cancel()
+
+    def _close_participant(self, sid: str, reason: str) -> None:
+        for key in [k for k in self._recordings if k[0] == sid]:
+            self._close(key, reason)
 
     def _close(self, key: tuple[str, str], reason: str) -> None:
         """Stop feeding a recording and finalize it in the background."""
