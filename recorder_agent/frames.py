@@ -93,14 +93,62 @@ MAX_AUDIO_CHANNELS = 8
 AUDIO_RATES = range(8000, 192_001)
 
 
-def audio_to_av(frame: rtc.AudioFrame) -> av.AudioFrame:
-    """Validate an int16 interleaved ``frame`` and wrap it as a PyAV ``s16`` frame."""
+def audio_samples(frame: rtc.AudioFrame) -> tuple[int, np.ndarray]:
+    """Validate an int16 interleaved ``frame``: its rate, and its samples as a
+    (channels, samples) int16 view (no copy)."""
     ch, rate, n = frame.num_channels, frame.sample_rate, frame.samples_per_channel
     if not 1 <= ch <= MAX_AUDIO_CHANNELS or rate not in AUDIO_RATES or n <= 0:
         raise BadFrame("bad_audio_format", f"{ch} channels, {rate} Hz, {n} samples")
     data = np.frombuffer(frame.data, dtype=np.int16)
     if data.size != ch * n:
         raise BadFrame("bad_buffer", f"{data.size} samples for {ch}x{n}")
-    out = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout=f"{ch}c")
-    out.sample_rate = rate
-    return out
+    return rate, data.reshape(n, ch).T
+
+
+class AudioConverter:
+    """int16 interleaved input of any rate and layout → planar float32 at the output's.
+
+    Input already at the output rate (LiveKit's 48 kHz) is converted with numpy; only
+    other rates go through FFmpeg's resampler, whose per-call cost dominated the audio
+    path in profiles. A change of input format flushes the old resampler's tail.
+    """
+
+    def __init__(self, rate: int, channels: int) -> None:
+        self.rate, self.channels = rate, channels
+        self.key: tuple[int, int] | None = None  # (rate, channels) of the current input
+        self._resampler: av.AudioResampler | None = None
+
+    def convert(self, rate: int, samples: np.ndarray) -> list[np.ndarray]:
+        """Convert (channels, n) int16 ``samples``; returns (channels, m) float32 blocks."""
+        out: list[np.ndarray] = []
+        ch = samples.shape[0]
+        if (rate, ch) != self.key:
+            out += self.flush()
+            self.key = (rate, ch)
+            direct = rate == self.rate and (ch in (1, self.channels) or self.channels == 1)
+            if not direct:
+                layout = "mono" if self.channels == 1 else "stereo"
+                self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=self.rate)
+        if self._resampler is None:
+            block = samples.astype(np.float32)
+            block *= 1 / 32768
+            if ch != self.channels:
+                block = (
+                    block.mean(axis=0, keepdims=True)
+                    if self.channels == 1
+                    else np.repeat(block, self.channels, axis=0)
+                )
+            return [*out, block]
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples.T).reshape(1, -1), format="s16", layout=f"{ch}c"
+        )
+        frame.sample_rate = rate
+        return out + [f.to_ndarray() for f in self._resampler.resample(frame) if f.samples]
+
+    def flush(self) -> list[np.ndarray]:
+        """The resampler's buffered tail, if any (at a format change or the end)."""
+        if self._resampler is None:
+            return []
+        tail = [f.to_ndarray() for f in self._resampler.resample(None) if f.samples]
+        self._resampler = None
+        return tail

@@ -9,6 +9,7 @@ as soon as any later one arrives, whatever the other stream does, and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,7 +27,8 @@ MUXER_OPTIONS = {
 
 
 class TsMuxer:
-    """One MPEG-TS output. Streams are added before the first ``write``.
+    """One MPEG-TS output. Streams are added before the first ``write``; after that,
+    ``write`` may be called from several threads (the video encoder has its own).
 
     >>> muxer = TsMuxer(FileSink(path))
     >>> video = muxer.add_stream("libx264", rate=30)   # configure video.codec_context
@@ -36,6 +38,7 @@ class TsMuxer:
 
     def __init__(self, sink: FileSink) -> None:
         self.sink = sink
+        self._lock = threading.Lock()
         self._container: Any = av.open(
             sink,
             "w",
@@ -51,8 +54,15 @@ class TsMuxer:
 
     def write(self, packets: Iterable[av.Packet]) -> None:
         for packet in packets:
-            self._container.mux_one(packet)
+            with self._lock:
+                self._container.mux_one(packet)
+
+    def maybe_fsync(self) -> None:
+        """The sink's fsync cadence, kept out of a write in progress."""
+        with self._lock:
+            self.sink.maybe_fsync()
 
     def close(self) -> None:
         """Flush the interleaver and write what is left. Safe to call twice."""
-        self._container.close()
+        with self._lock:
+            self._container.close()

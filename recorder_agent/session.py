@@ -29,7 +29,7 @@ from livekit import rtc
 from .canvas import CanvasFitter, Size, choose_canvas
 from .config import RecorderConfig
 from .encoders import AudioEncoder, VideoEncoder, video_settings
-from .frames import BadFrame, audio_to_av, video_to_av
+from .frames import AudioConverter, BadFrame, audio_samples, video_to_av
 from .manifest import Manifest, utc_iso
 from .muxer import TsMuxer
 from .naming import claim_recording_path
@@ -305,9 +305,8 @@ class ParticipantRecording:
         self._origin_pushed = 0  # when the producer pushed the first frame (µs, monotonic)
         self._pending_audio: list[_Audio] = []  # audio waiting for the canvas decision
         # One audio frame of lookahead: its successor tells a gap from a late burst.
-        self._held: tuple[_Audio, list[av.AudioFrame]] | None = None
-        self._resampler: av.AudioResampler | None = None
-        self._resampler_key: tuple[int, int] | None = None
+        self._held: tuple[_Audio, list[np.ndarray]] | None = None
+        self._converter = AudioConverter(self.config.audio_sample_rate, self.config.audio_channels)
         self._last_picture: av.VideoFrame | None = None
         self._size_hint: Size | None = None  # published size of the video track
         self._silence_run = 0  # samples of silence since the last real audio
@@ -406,11 +405,11 @@ class ParticipantRecording:
         self._fill_audio(item.ts - self._fill_delay)
         picture = self._fitter.fit(frame, item.rotation)
         self._last_picture = picture
-        self._write(self._video.encode(picture, pts))
+        self._video.submit(picture, pts)
         self.stats.video_frames_encoded += 1
 
     def _on_audio(self, item: _Audio) -> None:
-        frame = audio_to_av(item.frame)
+        rate, samples = audio_samples(item.frame)
         self._set_origin(item.start, item.pushed)
         if self._muxer is None:
             self._pending_audio.append(item)
@@ -418,29 +417,18 @@ class ParticipantRecording:
             if self.config.canvas_width or waited:
                 self._open(None)
             return
-        converted = self._resample(frame)
+        if self._converter.key not in (None, (rate, samples.shape[0])):
+            self._event("audio_format_change", sample_rate=rate, channels=samples.shape[0])
+        converted = self._converter.convert(rate, samples)
         self._release_held(next_start=item.start)
         self._held = (item, converted)
-
-    def _resample(self, frame: av.AudioFrame) -> list[av.AudioFrame]:
-        key = (frame.sample_rate, len(frame.layout.channels))
-        out: list[av.AudioFrame] = []
-        if key != self._resampler_key:
-            if self._resampler is not None:
-                out += self._resampler.resample(None)  # the old format's tail
-                self._event("audio_format_change", sample_rate=key[0], channels=key[1])
-            assert self._audio is not None
-            self._resampler, self._resampler_key = self._audio.resampler(), key
-        assert self._resampler is not None
-        return out + self._resampler.resample(frame)
 
     def _release_held(self, next_start: int | None) -> None:
         if self._held is None:
             return
-        item, frames = self._held
+        item, samples = self._held
         self._held = None
         assert self._atl is not None and self._audio is not None
-        samples = [f.to_ndarray() for f in frames if f.samples]
         if not samples:
             return
         block = np.concatenate(samples, axis=1) if len(samples) > 1 else samples[0]
@@ -518,7 +506,7 @@ class ParticipantRecording:
             if self._video_stopped is None:
                 self._video_stopped = last if last is not None else 0
             picture = self._last_picture or self._fitter.black()
-            self._write(self._video.encode(picture, pts))
+            self._video.submit(picture, pts)
             self.stats.video_frames_repeated += 1
 
     def _media_now(self, at_pushed: int) -> int:
@@ -558,6 +546,8 @@ class ParticipantRecording:
             self._manifest.data["tracks"].append(track)
             self._write_manifest()
         elif item.kind == "drain":
+            if self._video is not None:
+                self._video.sync()
             item.args[0].set()
 
     def _media_time_s(self) -> float | None:
@@ -589,7 +579,13 @@ class ParticipantRecording:
 
     def _housekeeping(self) -> None:
         assert self._sink is not None
-        self._sink.maybe_fsync()
+        if self._muxer is None:
+            self._sink.maybe_fsync()
+        else:
+            self._muxer.maybe_fsync()
+        if self._video is not None:
+            while self._video.rejected:
+                self._bad_input("encode_error", self._video.rejected.pop(0))
         if time.monotonic() - self._manifest_written >= self.config.manifest_interval:
             self._write_manifest()
 
@@ -633,11 +629,14 @@ class ParticipantRecording:
         try:
             if self._muxer is not None and self.state is RecordingState.RECORDING:
                 assert self._video is not None and self._audio is not None
-                self._write(self._video.flush())
+                self._video.flush()
                 self._write(self._audio.flush())
                 self._muxer.close()
         except (SinkError, av.FFmpegError) as e:
             self._fail(f"finalize failed: {e}")
+        finally:
+            if self._video is not None:
+                self._video.stop()  # after a failure: the thread must not outlive us
         try:
             self._sink.close()
         except OSError as e:
