@@ -3,9 +3,7 @@
 Reads LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET and RECORDER_* (see README).
 """
 
-from livekit.agents import cli
-
-from recorder_agent.worker import server
+from recorder_agent.worker import run
 
 if __name__ == "__main__":
-    cli.run_app(server)
+    run()

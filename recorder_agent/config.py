@@ -18,6 +18,15 @@ PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true/false")
+
+
 class ConfigError(ValueError):
     """A setting is missing its meaning: wrong type, out of range, or inconsistent."""
 
@@ -31,6 +40,12 @@ class RecorderConfig:
     """Settings of the recording core. Sizes are pixels, times seconds, rates bits/s."""
 
     output_dir: Path = _doc("Root folder; files go to <output_dir>/<room>/.", Path("recordings"))  # noqa: RUF009
+    output_format: str = _doc(
+        "'ts': one growing .ts file per recording; 'hls': TS segments + a live playlist.", "ts"
+    )
+    segment_seconds: float = _doc(
+        "HLS segment length; keyframes are forced on this cadence (output_format=hls).", 4.0
+    )
 
     # Video encoding (libx264).
     x264_preset: str = _doc("libx264 preset; 'veryfast' keeps up in real time.", "veryfast")
@@ -89,11 +104,31 @@ class RecorderConfig:
     shutdown_timeout: float = _doc("Seconds a job may take to finalize before it is killed.", 30.0)
     drain_timeout: int = _doc("On SIGTERM in start mode, seconds to let rooms finish.", 1800)
     load_threshold: float = _doc(
-        "Machine CPU load (0..1) above which no new room is taken; above 1: never refuse.", 0.7
+        "Load (0..1, see capacity_cores) above which no new room is taken; above 1: never.", 0.7
     )
     http_port: int = _doc(
         "Port of the worker's health-check HTTP server; 0 picks a free one.", 8081
     )
+    metrics_port: int = _doc("Port of the Prometheus /metrics endpoint; 0: off.", 0)
+    capacity_cores: float = _doc(
+        "CPU cores the worker may use for encoding; its load is its CPU use over this "
+        "(0: all cores of the machine).",
+        0.0,
+    )
+
+    # Object storage upload (obstore); off when upload_url is empty.
+    upload_url: str = _doc(
+        "s3://bucket/prefix, gs://bucket/prefix or az://container/prefix; credentials "
+        "from the provider's usual environment (AWS_*, GOOGLE_*, AZURE_*).",
+        "",
+    )
+    upload_delete_local: bool = _doc(
+        "Delete segments and finished files locally once the store confirmed them.", False
+    )
+    upload_spool_budget_mb: float = _doc(
+        "Local MB awaiting upload above which the worker takes no new rooms.", 10240.0
+    )
+    upload_retry_max: float = _doc("Longest wait between upload retries (backoff).", 30.0)
 
     def __post_init__(self) -> None:
         checks = [
@@ -119,6 +154,14 @@ class RecorderConfig:
             (self.track_end_grace >= 0 and self.progress_interval > 0, "bad worker timing"),
             (self.shutdown_timeout > 0 and self.drain_timeout >= 0, "bad shutdown timing"),
             (self.load_threshold > 0, "load_threshold must be > 0"),
+            (self.output_format in ("ts", "hls"), "output_format must be ts or hls"),
+            (self.segment_seconds >= 1, "segment_seconds must be >= 1"),
+            (self.metrics_port >= 0 and self.capacity_cores >= 0, "bad metrics settings"),
+            (self.upload_spool_budget_mb > 0 and self.upload_retry_max > 0, "bad upload timing"),
+            (
+                not self.upload_url or "://" in self.upload_url,
+                "upload_url must be a URL such as s3://bucket/prefix",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -140,7 +183,7 @@ class RecorderConfig:
             if raw is None or raw == "":
                 continue
             try:
-                values[f.name] = hints[f.name](raw)
+                values[f.name] = _parse_bool(raw) if hints[f.name] is bool else hints[f.name](raw)
             except ValueError as e:
                 raise ConfigError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {e}") from None
         values.update(overrides)

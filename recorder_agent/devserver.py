@@ -69,7 +69,7 @@ def start(binary: str, folder: Path, timeout: float = 30) -> subprocess.Popen:
         raise DevServerError(f"port {PORT} is taken: is another livekit-server running?")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "livekit.yaml").write_text(CONFIG)
-    with open(folder / "server.log", "wb") as log:
+    with open(folder / "server.log", "ab") as log:  # a restart appends
         proc = subprocess.Popen(
             [binary, "--dev", "--config", "livekit.yaml"],
             cwd=folder,

@@ -16,6 +16,7 @@ from typing import Any
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 from .canvas import Size
 from .config import RecorderConfig
@@ -79,8 +80,19 @@ class VideoEncoder:
 
     _STOP = None
 
-    def __init__(self, muxer: TsMuxer, config: RecorderConfig, canvas: Size, depth: int = 2):
+    def __init__(
+        self,
+        muxer: TsMuxer,
+        config: RecorderConfig,
+        canvas: Size,
+        keyframe_every: int = 0,
+        depth: int = 2,
+    ) -> None:
+        """``keyframe_every`` (90 kHz ticks, 0 = off) forces a keyframe at each multiple,
+        so that HLS segments can be cut there."""
         self._offset = start_offset(config)
+        self._keyframe_every = keyframe_every
+        self._next_keyframe = 0
         self._muxer = muxer
         self.stream = muxer.add_stream("libx264", rate=config.nominal_fps)
         self.stream.time_base = Fraction(1, VIDEO_CLOCK)
@@ -119,6 +131,13 @@ class VideoEncoder:
             frame, pts = item
             try:
                 if self._error is None:
+                    if self._keyframe_every and pts >= self._next_keyframe:
+                        frame.pict_type = PictureType.I
+                        self._next_keyframe = (
+                            pts // self._keyframe_every + 1
+                        ) * self._keyframe_every
+                    else:
+                        frame.pict_type = PictureType.NONE
                     frame.pts = pts + self._offset
                     frame.time_base = self._time_base
                     self._muxer.write(self.stream.encode(frame))

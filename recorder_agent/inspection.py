@@ -7,6 +7,7 @@ picture and a tone burst in the sound at the same instant), the A/V offset.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -120,14 +121,49 @@ def looks_like_ts(path: str | Path, packets: int = 64) -> bool:
     return whole > 0 and all(head[i] == 0x47 for i in range(0, whole, TS_PACKET))
 
 
+class _Segments(io.RawIOBase):
+    """The segments an HLS playlist lists, read back to back: our segments are cuts of
+    one continuous TS stream. (FFmpeg's hls demuxer would wait for more segments of a
+    playlist without #EXT-X-ENDLIST, as for a live stream.)"""
+
+    def __init__(self, playlist: Path) -> None:
+        names = [x for x in playlist.read_text().splitlines() if x and not x.startswith("#")]
+        self.paths = [playlist.parent / n for n in names]
+        self.size = sum(p.stat().st_size for p in self.paths)
+        self._files = iter(self.paths)
+        self._current: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self._current is None:
+                nxt = next(self._files, None)
+                if nxt is None:
+                    return 0
+                self._current = open(nxt, "rb")  # noqa: SIM115 - closed at its end
+            n = self._current.readinto(buffer)
+            if n:
+                return n
+            self._current.close()
+            self._current = None
+
+
 def inspect_file(path: str | Path) -> FileReport:
-    """Decode ``path`` completely and report on it; never raises for a bad file."""
+    """Decode ``path`` (a .ts file, or an HLS playlist of ours) completely and report on
+    it; never raises for a bad file."""
     report = FileReport(path=str(path))
     try:
-        report.size_bytes = os.path.getsize(path)
-        # A recording of a few packets can out-score MPEG-TS in FFmpeg's format probe
-        # (MPEG-PS sees the PES start codes): trust the 188-byte sync pattern instead.
-        container = av.open(str(path), format="mpegts" if looks_like_ts(path) else None)
+        if str(path).endswith(".m3u8"):
+            segments = _Segments(Path(path))
+            report.size_bytes = segments.size
+            container = av.open(segments, format="mpegts")
+        else:
+            report.size_bytes = os.path.getsize(path)
+            # A recording of a few packets can out-score MPEG-TS in FFmpeg's format probe
+            # (MPEG-PS sees the PES start codes): trust the 188-byte sync pattern instead.
+            container = av.open(str(path), format="mpegts" if looks_like_ts(path) else None)
     except (OSError, av.FFmpegError) as e:
         report.problems.append(f"cannot open: {e}")
         return report

@@ -6,11 +6,12 @@ A reader, or a crash, only ever sees a complete old or a complete new manifest.
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from .sink import write_atomically
 
 SCHEMA = "recorder_agent.manifest/1"
 
@@ -48,10 +49,4 @@ class Manifest:
         events.append({**entry, **details})
 
     def write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        body = json.dumps(self.data, indent=2, default=str).encode()
-        with open(tmp, "wb") as f:
-            f.write(body)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        write_atomically(self.path, json.dumps(self.data, indent=2, default=str).encode())

@@ -49,10 +49,11 @@ def utc_stamp(when: datetime) -> str:
 def claim_recording_path(
     output_dir: Path, room: str, stem: str, started: datetime, ext: str = ".ts"
 ) -> Path:
-    """Create and return a new, empty ``{output_dir}/{room}/{stem}-{UTC}{ext}``.
+    """Create and return a new, empty ``{output_dir}/{room}/{stem}-{UTC}{ext}``; with
+    ``ext=""`` a new folder (for HLS segments) instead of a file.
 
-    The file is created with ``O_EXCL``: an existing recording is never reused or
-    overwritten. On a clash ``-2``, ``-3``, … is appended.
+    The file is created with ``O_EXCL`` (the folder with ``mkdir``): an existing
+    recording is never reused or overwritten. On a clash ``-2``, ``-3``, … is appended.
     """
     folder = Path(output_dir) / safe_component(room)
     folder.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,10 @@ def claim_recording_path(
     for n in range(1, 10_000):
         path = folder / (base + ("" if n == 1 else f"-{n}") + ext)
         try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            if ext:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            else:
+                path.mkdir()
         except FileExistsError:
             continue
         return path

@@ -18,6 +18,7 @@ from typing import Any
 from livekit import rtc
 
 from .config import PARTICIPANT_KINDS, RecorderConfig
+from .metrics import COUNTERS, StatsPublisher, recording_stats
 from .session import ParticipantRecording, RecordingInfo
 
 log = logging.getLogger("recorder_agent")
@@ -56,6 +57,13 @@ class RoomRecorder:
         self._closing: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Task[None] | None = None
         self._closed = False
+        # Counters of this room's finished recordings, for the worker's totals.
+        self._retired: dict[str, Any] = {
+            "room": room.name, "participant": "", "state": "finished",
+            **dict.fromkeys(COUNTERS, 0),
+        }  # fmt: skip
+        self._finalizing: set[ParticipantRecording] = set()
+        self._stats = StatsPublisher(config.output_dir, self.stats_rows)
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -74,6 +82,7 @@ class RoomRecorder:
         for participant in room.remote_participants.values():
             self._pick_up_tracks(participant)
         self._progress = asyncio.create_task(self._log_progress(), name="recorder-progress")
+        self._stats.start()
 
     async def aclose(self, reason: str = "job_shutdown") -> None:
         """Finalize every recording; safe to call more than once."""
@@ -84,6 +93,12 @@ class RoomRecorder:
             self._close(key, reason)
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._stats.aclose()
+
+    def stats_rows(self) -> list[dict[str, Any]]:
+        """Numbers of every recording in progress, plus the finished ones summed."""
+        live = [*self._recordings.values(), *self._finalizing]
+        return [recording_stats(r) for r in live] + [dict(self._retired)]
 
     # ----- events -------------------------------------------------------------------------
 
@@ -231,7 +246,15 @@ class RoomRecorder:
             return
         for sid in [s for s, k in self._track_group.items() if k == key]:
             self._stop_track(sid)
-        self._spawn(rec.aclose(reason, timeout=self.config.shutdown_timeout))
+        self._finalizing.add(rec)
+        self._spawn(self._finalize(rec, reason))
+
+    async def _finalize(self, rec: ParticipantRecording, reason: str) -> None:
+        await rec.aclose(reason, timeout=self.config.shutdown_timeout)
+        final = recording_stats(rec)
+        for key in COUNTERS:
+            self._retired[key] += final[key]
+        self._finalizing.discard(rec)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import av
@@ -28,13 +30,14 @@ from livekit import rtc
 
 from .canvas import CanvasFitter, Size, choose_canvas
 from .config import RecorderConfig
-from .encoders import AudioEncoder, VideoEncoder, video_settings
+from .encoders import AudioEncoder, VideoEncoder, start_offset, video_settings
 from .frames import AudioConverter, BadFrame, audio_samples, video_to_av
 from .manifest import Manifest, utc_iso
 from .muxer import TsMuxer
 from .naming import claim_recording_path
-from .sink import FileSink, SinkError
+from .sink import FileSink, SegmentSink, SinkError
 from .timeline import VIDEO_CLOCK, AudioTimeline, VideoTimeline
+from .upload import UploadQueue
 
 log = logging.getLogger("recorder_agent")
 
@@ -161,6 +164,12 @@ class _Inbox:
         with self._cond:
             return sum(len(q) for q in self._queues.values())
 
+    def oldest_pushed(self) -> int | None:
+        """When the oldest waiting item was pushed (µs, monotonic), if any waits."""
+        with self._cond:
+            heads = [q[0][1].pushed for q in self._queues.values() if q]
+        return min(heads, default=None)
+
 
 class ParticipantRecording:
     """Records one participant (or one source of theirs) into one MPEG-TS file.
@@ -185,6 +194,7 @@ class ParticipantRecording:
         self.path = None  # set by the worker once the file exists
         self.manifest_path = None
         self._created = datetime.now(UTC)
+        self._uploads: UploadQueue | None = None
         self._inbox = _Inbox(config.video_queue_frames, config.audio_queue_frames)
         self._done = threading.Event()
         self._bad_input_seen: dict[str, int] = {}
@@ -260,6 +270,12 @@ class ParticipantRecording:
     def queue_depth(self) -> int:
         return self._inbox.depth()
 
+    @property
+    def lag_seconds(self) -> float:
+        """How long the oldest waiting frame has waited for the worker (0: none waits)."""
+        oldest = self._inbox.oldest_pushed()
+        return 0.0 if oldest is None else max(0.0, (monotonic_us() - oldest) / 1e6)
+
     def _accepting(self, lane: str) -> bool:
         if self.state is RecordingState.RECORDING:
             return True
@@ -286,7 +302,8 @@ class ParticipantRecording:
 
     def _init_worker_state(self) -> None:
         """State owned by the worker thread (set here so that every field always exists)."""
-        self._sink: FileSink | None = None
+        self._sink: FileSink | SegmentSink | None = None
+        self._pts0_utc: float | None = None  # wall time (epoch s) of the file's pts 0
         self._manifest: Manifest | None = None
         self._manifest_written = 0.0
         self._muxer: TsMuxer | None = None
@@ -314,11 +331,24 @@ class ParticipantRecording:
 
     def _start(self) -> None:
         cfg = self.config
-        self.path = claim_recording_path(
-            cfg.output_dir, self.info.room, self.info.stem, self._created
+        self._uploads = UploadQueue(cfg.output_dir) if cfg.upload_url else None
+        hls = cfg.output_format == "hls"
+        claimed = claim_recording_path(
+            cfg.output_dir, self.info.room, self.info.stem, self._created, "" if hls else ".ts"
         )
-        self.manifest_path = self.path.with_suffix(".json")
-        self._sink = FileSink(self.path, cfg.fsync_interval)
+        self.manifest_path = claimed.with_name((claimed.name if hls else claimed.stem) + ".json")
+        if hls:
+            self._sink = SegmentSink(
+                claimed,
+                cfg.segment_seconds,
+                cfg.fsync_interval,
+                origin_utc=lambda: self._pts0_utc,
+                on_closed=self._announce,
+            )
+            self.path = self._sink.path
+        else:
+            self._sink = FileSink(claimed, cfg.fsync_interval)
+            self.path = claimed
         self._manifest = Manifest(
             self.manifest_path,
             cfg.max_manifest_events,
@@ -330,7 +360,7 @@ class ParticipantRecording:
                 "kind": self.info.kind,
             },
             label=self.info.label,
-            file=self.path.name,
+            file=self.path.relative_to(self.manifest_path.parent).as_posix(),
             created_utc=utc_iso(self._created.timestamp()),
             start_utc=None,
             codecs={
@@ -347,6 +377,7 @@ class ParticipantRecording:
             canvas=None,
         )
         self._write_manifest()
+        self._announce(self.manifest_path, "manifest")
         log.info("recording %s -> %s", self.info.stem, self.path)
 
     def _loop(self) -> str:
@@ -378,6 +409,7 @@ class ParticipantRecording:
         self._origin_pushed = pushed
         self._min_end = t + self._frame_us
         start_utc = time.time() - (monotonic_us() - t) / 1e6
+        self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
         self._manifest.data["start_utc"] = utc_iso(start_utc)
 
     def _seen(self, media_us: int) -> None:
@@ -469,7 +501,8 @@ class ParticipantRecording:
             canvas = Size(cfg.fallback_width, cfg.fallback_height)
         assert self._origin is not None
         self._muxer = TsMuxer(self._sink)
-        self._video = VideoEncoder(self._muxer, cfg, canvas)
+        keyframe_every = int(cfg.segment_seconds * VIDEO_CLOCK) if cfg.output_format == "hls" else 0
+        self._video = VideoEncoder(self._muxer, cfg, canvas, keyframe_every)
         self._audio = AudioEncoder(self._muxer, cfg)
         self._fitter = CanvasFitter(canvas)
         self._vtl = VideoTimeline(self._origin, int(cfg.video_fill_interval * 1e6))
@@ -644,11 +677,20 @@ class ParticipantRecording:
         if self.state is RecordingState.RECORDING:
             self.state = RecordingState.FINISHED
         if self._sink.bytes_written == 0 and self.path is not None:
-            self.path.unlink(missing_ok=True)  # no media ever arrived: no empty .ts
+            # No media ever arrived: no empty .ts (or an empty HLS folder).
+            if isinstance(self._sink, SegmentSink):
+                shutil.rmtree(self._sink.folder, ignore_errors=True)
+            else:
+                self.path.unlink(missing_ok=True)
             self._manifest.data["file"] = None
+        elif isinstance(self._sink, FileSink):
+            self._announce(self.path, "recording")
+        if isinstance(self._sink, SegmentSink):
+            self._manifest.data["segments"] = len(self._sink.segments)
         self._manifest.data["end_reason"] = reason if self.error is None else f"error: {self.error}"
         self._manifest.data["ended_utc"] = utc_iso(time.time())
         self._write_manifest()
+        self._announce(self.manifest_path, "manifest")
         self._done.set()
         log.info(
             "recording %s finished (%s): %.1f s, %d bytes",
@@ -657,6 +699,15 @@ class ParticipantRecording:
             self.stats.media_seconds,
             self.stats.bytes_written,
         )
+
+    def _announce(self, path: Path, kind: str) -> None:
+        """A file is complete (for now): queue it for upload, if uploading."""
+        if self._uploads is None:
+            return
+        try:
+            self._uploads.enqueue(path, kind)
+        except OSError as e:  # may run on the encoder thread: log only
+            log.error("recording %s: cannot queue %s for upload: %s", self.info.stem, path.name, e)
 
     def _fail(self, message: str) -> None:
         if self.state is not RecordingState.FAILED:

@@ -50,7 +50,7 @@ def luma_at(frame: av.VideoFrame, x: float, y: float) -> float:
 def decode(path: Path, keep_frames: bool = False) -> tuple[Decoded, list[av.VideoFrame]]:
     d = Decoded()
     frames: list[av.VideoFrame] = []
-    with av.open(str(path), format="mpegts") as c:
+    with av.open(str(path), format="hls" if path.suffix == ".m3u8" else "mpegts") as c:
         for frame in c.decode(*c.streams):
             if isinstance(frame, av.VideoFrame):
                 d.video_pts.append(float(frame.time))

@@ -25,7 +25,8 @@ def rss_mb() -> float:
 
 
 def realtime(out: Path) -> None:
-    rec = ParticipantRecording(RecorderConfig(output_dir=out), RecordingInfo("room", "crash"))
+    config = RecorderConfig.from_env(output_dir=out)  # RECORDER_OUTPUT_FORMAT=hls: segments
+    rec = ParticipantRecording(config, RecordingInfo("room", "crash"))
     for t in Participant(rec, now_us()).feed_realtime(3600):
         print(f"fed {t:.1f} {rec.path}", flush=True)
 

@@ -110,11 +110,15 @@ def test_disk_error_fails_one_recording_cleanly_and_not_the_other(tmp_path):
     assert manifest["state"] == "failed" and manifest["end_reason"].startswith("error")
 
 
-def kill_while_recording(folder: Path, at: float) -> tuple[float, Path]:
+def kill_while_recording(folder: Path, at: float, **env: str) -> tuple[float, Path]:
     """Record in real time in a child process and SIGKILL it once ``at`` seconds of
-    media were fed; returns what was fed and the file."""
+    media were fed; returns what was fed and the file (the playlist with hls)."""
     proc = subprocess.Popen(
-        child("realtime", str(folder)), cwd=ROOT, stdout=subprocess.PIPE, text=True
+        child("realtime", str(folder)),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
     )
     assert proc.stdout is not None
     fed, path = 0.0, ""
@@ -176,6 +180,6 @@ def test_churn_of_100_recordings_leaks_no_threads_fds_or_memory(config):
     deadline = time.monotonic() + 5  # a finalized recording's thread is about to return
     while threading.active_count() > threads and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert threading.active_count() == threads
+    assert threading.active_count() <= threads  # a thread of an earlier test may end meanwhile
     assert open_fds() == fds
     assert rss_mb() - rss < 10, (rss, rss_mb())

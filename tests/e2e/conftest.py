@@ -107,8 +107,9 @@ def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         proc = devserver.start(devserver.find_binary(ROOT), folder)
     except devserver.DevServerError as e:
         pytest.fail(f"{e}\n{tail(folder / 'server.log')}")
-    yield Server(folder / "server.log", proc)
-    devserver.stop(proc)
+    server = Server(folder / "server.log", proc)
+    yield server
+    devserver.stop(server.proc)  # a test may have restarted it
 
 
 def start_worker(server: Server, out: Path, **env: str) -> Worker:
@@ -151,8 +152,8 @@ def own_worker(livekit_server: Server, tmp_path: Path) -> Iterator[Callable[...,
     """A worker of the test's own, for tests that signal or kill it."""
     started: list[Worker] = []
 
-    def make(**env: str) -> Worker:
-        started.append(start_worker(livekit_server, tmp_path / "recordings", **env))
+    def make(folder: str = "recordings", **env: str) -> Worker:
+        started.append(start_worker(livekit_server, tmp_path / folder, **env))
         return started[-1]
 
     yield make

@@ -1,0 +1,104 @@
+"""HLS output: TS segments cut at forced keyframes, a live EVENT playlist, checked with
+ffprobe and by decoding through the playlist (FFmpeg's hls demuxer)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import av
+
+from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
+from recorder_agent.inspection import inspect_file
+from recorder_agent.testsignal import Participant, now_us
+
+from .conftest import ffprobe
+from .decode import decode
+from .test_robustness import kill_while_recording
+
+FRAME = 1 / 30
+
+
+def playlist(path: Path) -> tuple[list[str], list[tuple[float, str]]]:
+    lines = path.read_text().splitlines()
+    segments = [
+        (float(re.match(r"#EXTINF:([\d.]+),", line)[1]), lines[i + 1])
+        for i, line in enumerate(lines)
+        if line.startswith("#EXTINF:")
+    ]
+    return lines, segments
+
+
+def test_segments_playlist_duration_and_continuity(config):
+    config = dataclasses.replace(config, output_format="hls", segment_seconds=4.0)
+    rec = ParticipantRecording(config, RecordingInfo("room", "hls"))
+    p = Participant(rec, now_us())
+    p.feed(9.0)
+    assert rec.drain(30)
+    live, closed = playlist(rec.path)
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in live and "#EXT-X-ENDLIST" not in live
+    assert len(closed) == 2  # 0-4 s and 4-8 s; the open one is not listed yet
+    assert ffprobe(rec.path)["format"]["format_name"] == "hls"
+    p.audio = False  # a muted stretch across a segment boundary
+    p.feed(11.0)
+    p.audio = True
+    p.feed(13.0)
+    rec.close("test_done")
+    assert rec.wait(60) and rec.state is RecordingState.FINISHED, rec.error
+
+    lines, segments = playlist(rec.path)
+    assert lines[-1] == "#EXT-X-ENDLIST"
+    target = int(next(x for x in lines if x.startswith("#EXT-X-TARGETDURATION:")).split(":")[1])
+    assert [round(s) for s, _ in segments] == [4, 4, 4, 1]
+    assert all(round(s) <= target for s, _ in segments)
+    assert abs(sum(s for s, _ in segments) - 13.0) <= 2 * FRAME
+    assert sum(x.startswith("#EXT-X-PROGRAM-DATE-TIME:") for x in lines) == len(segments)
+
+    folder = rec.path.parent
+    for _, name in segments:
+        seg = folder / name
+        data = seg.read_bytes()
+        assert len(data) % 188 == 0 and data[0] == 0x47
+        pids = [(data[i + 1] & 0x1F) << 8 | data[i + 2] for i in range(0, 188 * 3, 188)]
+        assert 0 in pids[:2] and 0x11 in pids[:2]  # every segment opens with SDT, PAT, PMT
+        with av.open(str(seg), format="mpegts") as c:  # and with a keyframe
+            first = next(c.demux(c.streams.video[0]))
+            assert first.is_keyframe, name
+        assert inspect_file(seg).ok
+
+    # Through the playlist: one continuous timeline, no discontinuities at the cuts.
+    probe = ffprobe(rec.path)
+    assert abs(float(probe["format"]["duration"]) - 13.0) <= 0.1
+    d, _ = decode(rec.path)
+    assert abs(d.video_duration - 13.0) <= FRAME
+    steps = [b - a for a, b in zip(d.video_pts, d.video_pts[1:], strict=False)]
+    assert min(steps) > 0 and max(steps) <= FRAME + 0.002
+    assert abs(d.audio_duration - 13.0) <= 0.05
+    report = inspect_file(rec.path)  # `inspect` takes the playlist too
+    assert report.ok and abs(report.duration_s - 13.0) <= 0.1, report
+    assert not any(st.gaps or st.non_monotonic for st in report.streams)
+    manifest = json.loads(rec.manifest_path.read_text())
+    assert manifest["file"] == f"{folder.name}/index.m3u8" and manifest["segments"] == 4
+
+
+def test_a_crash_loses_at_most_the_open_segment(tmp_path):
+    fed, path = kill_while_recording(
+        tmp_path, 9.5, RECORDER_OUTPUT_FORMAT="hls", RECORDER_SEGMENT_SECONDS="4"
+    )
+    lines, segments = playlist(path)
+    assert "#EXT-X-ENDLIST" not in lines
+    assert len(segments) == 2 and abs(sum(s for s, _ in segments) - 8.0) <= 2 * FRAME
+    assert inspect_file(path).ok  # no ENDLIST: inspect reads what is listed, no wait
+    # Without ENDLIST FFmpeg's demuxer waits for more, as for a live stream; a recovered
+    # copy is what a player of the finished recording would get.
+    recovered = path.with_name("recovered.m3u8")
+    recovered.write_text(path.read_text() + "#EXT-X-ENDLIST\n")
+    d, _ = decode(recovered)
+    assert abs(d.video_duration - 8.0) <= 2 * FRAME
+    # The open segment's file is still valid TS up to the kill.
+    open_segment = path.parent / "seg-00002.ts"
+    report = inspect_file(open_segment)
+    assert report.ok, report.problems
+    assert report.duration_s >= fed - 8.0 - 1.0
