@@ -7,12 +7,13 @@ LIVEKIT_SERVER_VERSION := v1.13.5
 LIVEKIT_SERVER := .cache/bin/livekit-server
 export LIVEKIT_SERVER_BIN := $(CURDIR)/$(LIVEKIT_SERVER)
 
-.PHONY: help setup test lint demo bench
+.PHONY: help setup test lint demo bench bench-e2e bench-soak
 
 help:
 	@echo "make demo   record two synthetic participants and inspect the files"
 	@echo "make test   install everything, lint, run the whole test suite"
 	@echo "make bench  benchmarks (make bench ARGS=--quick)"
+	@echo "make bench-e2e / bench-soak  end-to-end capacity / one-hour memory soak"
 
 setup: .venv/.synced ffmpeg $(LIVEKIT_SERVER)
 
@@ -57,3 +58,9 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.run $(ARGS)
+
+bench-e2e: setup
+	tests/netns.sh $(PY) -m bench.e2e_capacity $(ARGS)
+
+bench-soak: setup
+	$(PY) -m bench.soak $(ARGS)

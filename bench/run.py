@@ -1,6 +1,8 @@
-"""`make bench [ARGS=--quick]`: the recording core against raw libx264, side by side.
+"""`make bench [ARGS=--quick]`: overhead against raw libx264, ours against the
+alternatives users would build (``alternatives.py``), and real-time capacity
+(``capacity.py``); each prints a table. ``--quick`` takes about five minutes.
 
-Both candidates encode the same pre-generated 30 fps frames with the same libx264
+In part 1 both candidates encode the same pre-generated 30 fps frames with the same libx264
 settings in the same process, one after the other; the ratio of their throughputs is
 what this design costs on top of the encoder itself (conversion, canvas, timeline,
 audio, muxing, disk). CPU time is process CPU (user + system) per minute of media.
@@ -9,6 +11,7 @@ audio, muxing, disk). CPU time is process CPU (user + system) per minute of medi
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import tempfile
 import time
@@ -23,20 +26,10 @@ from recorder_agent.canvas import Size
 from recorder_agent.encoders import configure_x264
 from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
 
-FPS = 30
+from . import alternatives, capacity
+from .frames import BACKLOG, FPS, camera_like
 
-
-def camera_like(w: int, h: int, n: int) -> list[np.ndarray]:
-    """I420 buffers with moving gradients and noise: a camera, roughly, for x264."""
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:h, 0:w]
-    frames = []
-    for i in range(n):
-        y = ((xx + 4 * i) % 256 * 0.6 + (yy + 2 * i) % 256 * 0.3).astype(np.uint8)
-        y = (y + rng.integers(0, 12, (h, w), dtype=np.uint8)).astype(np.uint8)
-        uv = np.full(2 * (w // 2) * (h // 2), 128, np.uint8)
-        frames.append(np.concatenate([y.reshape(-1), uv]))
-    return frames
+SIZES = [(640, 360), (1280, 720), (1920, 1080)]
 
 
 def cpu_s() -> float:
@@ -72,8 +65,8 @@ def ours(
         while ai * 10_000 < (i + 1) * 1_000_000 // FPS:
             rec.push_audio(audio, base + ai * 10_000)
             ai += 1
-        if i % 10 == 9:
-            rec.drain()
+        while rec.queue_depth > BACKLOG:  # back-pressure, as a pipe gives
+            time.sleep(0.0005)
     rec.close("bench")
     rec.wait()
     elapsed, cpu = time.perf_counter() - t0, cpu_s() - c0
@@ -82,28 +75,78 @@ def ours(
     return n / elapsed, cpu / media_min
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="10 s of media per size")
-    args = parser.parse_args()
-    seconds = 10 if args.quick else 60
-    sizes = [(640, 360), (1280, 720), (1920, 1080)]
-    print(
-        f"{seconds} s of {FPS} fps media per size, libx264 veryfast/zerolatency crf 23, 2 threads\n"
-    )
-    print(
-        f"{'size':>10} {'raw x264 fps':>13} {'ours fps':>9} {'ratio':>6} {'CPU s / media min':>18}"
-    )
+def overhead(seconds: int) -> None:
+    print(f"## 1. Pipeline overhead: {seconds} s of {FPS} fps media per size, libx264 "
+          "veryfast/zerolatency crf 23, 2 threads, same process\n")  # fmt: skip
+    print(f"{'size':>10} {'raw x264 fps':>13} {'ours fps':>9} {'ratio':>6} {'CPU s/media min':>16}")
     with tempfile.TemporaryDirectory() as out:
         config = RecorderConfig(output_dir=Path(out))
-        for w, h in sizes:
+        for w, h in SIZES:
             buffers = camera_like(w, h, 30)
             n = seconds * FPS
             raw = raw_x264(config, w, h, buffers, n)
             fps, cpu_per_min = ours(config, w, h, buffers, n)
-            print(f"{w}x{h:<5} {raw:>13.1f} {fps:>9.1f} {fps / raw:>6.2f} {cpu_per_min:>18.1f}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\npeak RSS of the whole run: {peak:.0f} MB")
+            print(f"{w}x{h:<5} {raw:>13.1f} {fps:>9.1f} {fps / raw:>6.2f} {cpu_per_min:>16.1f}")
+
+
+def against_alternatives(seconds: int, sizes: list[tuple[int, int]]) -> None:
+    print(f"\n## 2. Against the alternatives ({seconds} s of media, each in its own process)\n")
+    print("fast: fed as fast as taken; paced: real time (lag = hand-over until the frame's")
+    print("last byte is readable from the file); silent: paced, microphone sends nothing.")
+    print("RSS: peak of the whole process tree (harness with its frames + recorder).\n")
+    print(f"{'size':>9} {'candidate':>9} {'fps':>6} {'CPU s/min':>9} {'RSS MB':>7} "
+          f"{'lag p50':>8} {'lag p99':>8} {'silent: 1st byte':>16} {'silent p99':>10}")  # fmt: skip
+    for w, h in sizes:
+        for name in alternatives.CANDIDATES:
+            fast = alternatives.run_isolated(name, "fast", w, h, seconds)
+            paced = alternatives.run_isolated(name, "paced", w, h, seconds)
+            silent = alternatives.run_isolated(name, "silent", w, h, max(seconds, 15))
+            if "error" in fast or "error" in paced:
+                print(f"{w}x{h:<4} {name:>9} error: {fast.get('error') or paced.get('error')}")
+                continue
+            if silent.get("stalled"):
+                first, p99 = f"none in {silent['after_s']:.0f} s", "-"
+            else:
+                first = f"{silent['first_byte_s']:.2f} s"
+                p99 = f"{silent['lag_ms_p99']:.0f} ms"
+            rss = max(fast["peak_rss_mb"], paced["peak_rss_mb"])
+            print(
+                f"{w}x{h:<4} {name:>9} {fast['fps']:>6.1f} {fast['cpu_s_per_media_min']:>9.1f} "
+                f"{rss:>7.0f} {paced['lag_ms_p50']:>6.0f}ms {paced['lag_ms_p99']:>6.0f}ms "
+                f"{first:>16} {p99:>10}"
+            )
+
+
+def real_time_capacity(seconds: int) -> None:
+    print(f"\n## 3. Real-time capacity, recording core, 1280x720 30 fps + audio, {seconds} s\n")
+    print("(pass: < 1% of video frames dropped, finalized within 1 s of the feed's end)\n")
+    print(f"{'participants':>12} {'dropped':>8} {'finish s':>8} {'cores used':>10} {'pass':>5}")
+    best = 0
+    for n in range(1, 9):
+        r = capacity.run_isolated(n, seconds)
+        if "error" in r:
+            print(f"{n:>12} error: {r['error']}")
+            break
+        print(
+            f"{n:>12} {r['dropped_fraction']:>7.1%} {r['finish_s']:>8.2f} "
+            f"{r['cpu_cores_used']:>10.2f} {'yes' if r['real_time'] else 'no':>5}"
+        )
+        if not r["real_time"]:
+            break
+        best = n
+    cores = os.cpu_count() or 1
+    print(f"\n{best} participants in real time on {cores} cores: {best / cores:.1f} per core "
+          "(Egress budgets 2 CPUs per participant egress: 0.5 per core)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10 s runs, 720p only in part 2")
+    args = parser.parse_args()
+    seconds = 10 if args.quick else 30
+    overhead(10 if args.quick else 60)
+    against_alternatives(seconds, [(1280, 720)] if args.quick else SIZES)
+    real_time_capacity(seconds)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,100 @@
+"""End-to-end capacity: ``tests/netns.sh python -m bench.e2e_capacity [--seconds 30]``
+(``make bench-e2e``).
+
+A local livekit-server, the worker as in production (``python agent.py start``), and
+N publishers at 1280x720 30 fps + audio, each in a process of its own (WebRTC
+encoding in libwebrtc, as a browser would). For N = 1, 2, … it reports the frames the
+recorder received and dropped, and the CPU of the worker's process tree per
+participant, which is what a recording costs whatever else shares the machine.
+The publishers share the same 2 cores: their VP8 encoding, not the recorder, is what
+limits N here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from recorder_agent import devserver
+from recorder_agent.metrics import _tree_cpu_seconds
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
+    room = f"cap-{n}"
+    cpu0 = _tree_cpu_seconds(worker.pid)
+    t0 = time.monotonic()
+    pubs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "demo.publish", room, f"p{i}", str(seconds), "1280", "720"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(n)
+    ]
+    for p in pubs:
+        p.wait(seconds + 120)
+    deadline = time.monotonic() + 60
+    manifests: list[dict] = []
+    while time.monotonic() < deadline:
+        manifests = [json.loads(p.read_text()) for p in (out / room).glob("*.json")]
+        if len(manifests) >= n and all(m["state"] != "recording" for m in manifests):
+            break
+        time.sleep(0.5)
+    elapsed = time.monotonic() - t0
+    cpu = _tree_cpu_seconds(worker.pid) - cpu0
+    got = [m["counters"] for m in manifests]
+    got_canvas = [m for m in manifests if m.get("canvas")]
+    received = sum(c["video_frames_in"] for c in got)
+    dropped = sum(v for c in got for k, v in c["dropped"].items() if k.startswith("video"))
+    return {
+        "participants": n,
+        "recordings": len(manifests),
+        "fps_received": received / max(1, n) / seconds,
+        "dropped_fraction": dropped / max(1, received),
+        "canvas": sorted({"{width}x{height}".format(**m["canvas"]) for m in got_canvas}),
+        "recorder_cores_per_participant": cpu / elapsed / n,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--max", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        server = devserver.start(devserver.find_binary(ROOT), out / "server")
+        worker = subprocess.Popen(
+            [sys.executable, "agent.py", "start"],
+            cwd=ROOT,
+            env=devserver.worker_env(out, RECORDER_HTTP_PORT="0", RECORDER_LOAD_THRESHOLD="2"),
+            stdout=open(out / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            while "registered worker" not in (out / "worker.log").read_text():
+                time.sleep(0.2)
+            print(f"1280x720 30 fps publishers, {args.seconds:.0f} s each run\n")
+            print(f"{'publishers':>10} {'fps in':>7} {'dropped':>8} {'canvas':>10} "
+                  f"{'recorder cores/participant':>27}")  # fmt: skip
+            for n in range(1, args.max + 1):
+                r = run(n, args.seconds, out, worker)
+                cores = r["recorder_cores_per_participant"]
+                print(f"{n:>10} {r['fps_received']:>7.1f} {r['dropped_fraction']:>7.1%} "
+                      f"{','.join(r['canvas']):>10} {cores:>27.2f}")  # fmt: skip
+        finally:
+            worker.terminate()
+            worker.wait(60)
+            devserver.stop(server)
+
+
+if __name__ == "__main__":
+    main()
