@@ -4,6 +4,7 @@
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PROJECT_ENVIRONMENT=/app/.venv
@@ -22,7 +23,7 @@ RUN uv sync --frozen --no-dev \
     && mkdir -p /app/recordings \
     && chown -R recorder:recorder /app/recordings
 
-USER recorder
+USER 10001
 ENV PATH="/app/.venv/bin:$PATH" \
     RECORDER_OUTPUT_DIR=/app/recordings
 CMD ["python", "agent.py", "start"]
