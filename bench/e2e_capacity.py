@@ -21,14 +21,15 @@ import time
 from pathlib import Path
 
 from recorder_agent import devserver
-from recorder_agent.metrics import _tree_cpu_seconds
+from recorder_agent.metrics import tree_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
     room = f"cap-{n}"
-    cpu0 = _tree_cpu_seconds(worker.pid)
+    cpu0 = tree_cpu(worker.pid)
+    seen = dict(cpu0)  # pid → CPU seconds, sampled: job processes exit with their room
     t0 = time.monotonic()
     pubs = [
         subprocess.Popen(
@@ -39,17 +40,17 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
         )
         for i in range(n)
     ]
-    for p in pubs:
-        p.wait(seconds + 120)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds + 120
     manifests: list[dict] = []
     while time.monotonic() < deadline:
+        seen.update(tree_cpu(worker.pid))
         manifests = [json.loads(p.read_text()) for p in (out / room).glob("*.json")]
-        if len(manifests) >= n and all(m["state"] != "recording" for m in manifests):
+        done = all(p.poll() is not None for p in pubs)
+        if done and len(manifests) >= n and all(m["state"] != "recording" for m in manifests):
             break
         time.sleep(0.5)
     elapsed = time.monotonic() - t0
-    cpu = _tree_cpu_seconds(worker.pid) - cpu0
+    cpu = sum(seen.values()) - sum(cpu0.values())
     got = [m["counters"] for m in manifests]
     got_canvas = [m for m in manifests if m.get("canvas")]
     received = sum(c["video_frames_in"] for c in got)

@@ -67,7 +67,8 @@ class BadFrame(ValueError):
 
 
 def video_to_av(frame: rtc.VideoFrame, max_dimension: int) -> av.VideoFrame:
-    """Validate ``frame`` and copy it into a PyAV frame of the matching pixel format."""
+    """Validate ``frame`` and make it a PyAV frame of the matching pixel format: a view
+    of its buffer for even-sized I420, a copy otherwise."""
     w, h = frame.width, frame.height
     if w <= 0 or h <= 0 or w > max_dimension or h > max_dimension:
         raise BadFrame("bad_size", f"{w}x{h} (limit {max_dimension})")
@@ -80,6 +81,10 @@ def video_to_av(frame: rtc.VideoFrame, max_dimension: int) -> av.VideoFrame:
     expected = sum(rows * row for rows, row in shape)
     if src.size != expected:
         raise BadFrame("bad_buffer", f"{src.size} bytes for {pix_fmt} {w}x{h}, want {expected}")
+    if pix_fmt == "yuv420p" and w % 2 == 0 and h % 2 == 0 and src.flags.writeable:
+        # Tightly packed I420 (LiveKit's default): wrap the buffer, no copy. The SDK
+        # hands each received frame a bytearray of its own, which the frame now owns.
+        return av.VideoFrame.from_numpy_buffer(src.reshape(h * 3 // 2, w), "yuv420p")
     out = av.VideoFrame(w, h, pix_fmt)
     offset = 0
     for plane, (rows, row) in zip(out.planes, shape, strict=True):

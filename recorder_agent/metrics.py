@@ -129,7 +129,7 @@ class WorkerStats:
         """CPU seconds per second of this worker's processes over ``cores``, 0..1
         (smoothed); 1 while the upload spool is over budget."""
         self.snapshot()  # also folds the files of ended job processes away
-        now, cpu = time.monotonic(), _tree_cpu_seconds(os.getpid())
+        now, cpu = time.monotonic(), sum(tree_cpu(os.getpid()).values())
         if self._last_cpu is not None and now > self._last_cpu[0]:
             used = (cpu - self._last_cpu[1]) / (now - self._last_cpu[0]) / self.cores
             self._load = 0.5 * self._load + 0.5 * min(1.0, max(0.0, used))
@@ -201,8 +201,8 @@ def _alive(pid: int) -> bool:
     return pid > 0
 
 
-def _tree_cpu_seconds(root: int) -> float:
-    """CPU seconds (user + system) of ``root`` and all its descendants, from /proc."""
+def tree_cpu(root: int) -> dict[int, float]:
+    """CPU seconds (user + system) of ``root`` and each of its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
     for entry in os.scandir("/proc"):
@@ -216,9 +216,10 @@ def _tree_cpu_seconds(root: int) -> float:
         pid = int(entry.name)
         children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid
         cpu[pid] = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
-    total, todo = 0.0, [root]
+    tree: dict[int, float] = {}
+    todo = [root]
     while todo:
         pid = todo.pop()
-        total += cpu.get(pid, 0.0)
+        tree[pid] = cpu.get(pid, 0.0)
         todo += children.get(pid, [])
-    return total
+    return tree

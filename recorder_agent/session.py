@@ -706,6 +706,8 @@ class ParticipantRecording:
             return
         try:
             self._uploads.enqueue(path, kind)
+            if kind == "playlist" and self.manifest_path is not None:
+                self._uploads.enqueue(self.manifest_path, "manifest")  # live counters
         except OSError as e:  # may run on the encoder thread: log only
             log.error("recording %s: cannot queue %s for upload: %s", self.info.stem, path.name, e)
 
