@@ -40,7 +40,7 @@ from livekit import rtc
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
 from recorder_agent.canvas import Size
 from recorder_agent.encoders import configure_x264
-from recorder_agent.sink import TS_PACKET, pes_pts
+from recorder_agent.sink import TS_PACKET, pat_pmt_pid, pes_pts, ts_header
 from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
 
 from .frames import BACKLOG, FPS, camera_like
@@ -114,12 +114,9 @@ def video_frame_ends(path: Path) -> list[int]:
     pmt_pids: set[int] = set()
     for off in range(0, len(data) - TS_PACKET + 1, TS_PACKET):
         pkt = data[off : off + TS_PACKET]
-        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
-        pusi = bool(pkt[1] & 0x40)
-        payload = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+        pid, pusi, payload = ts_header(pkt)
         if pid == 0 and pusi:
-            p = payload + 1 + pkt[payload]  # pointer field
-            pmt_pids.add(((pkt[p + 10] & 0x1F) << 8) | pkt[p + 11])
+            pmt_pids.add(pat_pmt_pid(pkt, payload))
         elif pid in pmt_pids and pusi and video_pid is None:
             p = payload + 1 + pkt[payload]
             section_len = ((pkt[p + 1] & 0x0F) << 8) | pkt[p + 2]

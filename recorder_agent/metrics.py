@@ -104,8 +104,9 @@ class WorkerStats:
             for path, data in self._files():
                 if not _alive(data.get("pid", 0)):
                     for key in COUNTERS:  # its last numbers stay in the totals
-                        self._retired[key] += sum(r.get(key, 0) for r in data["recordings"])
-                        totals[key] += sum(r.get(key, 0) for r in data["recordings"])
+                        last = sum(r.get(key, 0) for r in data["recordings"])
+                        self._retired[key] += last
+                        totals[key] += last
                     path.unlink(missing_ok=True)
                     continue
                 for rec in data["recordings"]:

@@ -25,6 +25,18 @@ VIDEO_CLOCK = 90_000
 Announce = Callable[[Path, str], None]
 
 
+def ts_header(pkt: bytes | memoryview) -> tuple[int, bool, int]:
+    """(PID, payload unit start, offset of the payload) of one 188-byte TS packet."""
+    payload = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+    return ((pkt[1] & 0x1F) << 8) | pkt[2], bool(pkt[1] & 0x40), payload
+
+
+def pat_pmt_pid(pkt: bytes | memoryview, payload: int) -> int:
+    """The PMT PID named by the first program of a PAT packet (one program: ours)."""
+    p = payload + 1 + pkt[payload]  # past the pointer field
+    return ((pkt[p + 10] & 0x1F) << 8) | pkt[p + 11]
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``: temp file, fsync, rename. Readers (and a crash)
     see the complete old or the complete new content, never a mix."""
@@ -161,7 +173,6 @@ class SegmentSink:
         self._frame_pts = 3000  # last video pts step seen (for the last EXTINF)
         self.segments: list[tuple[str, float, int]] = []  # (name, seconds, start pts)
         self._closed_bytes = 0
-        self.error: SinkError | None = None
         self._write_playlist(ended=False)
 
     @property
@@ -169,8 +180,8 @@ class SegmentSink:
         return self._closed_bytes + (self._file.bytes_written if self._file else 0)
 
     def write(self, data: bytes | memoryview) -> int:
-        if self.error is not None:
-            raise self.error
+        """Whole packets go to the open segment; a write error there is raised (and
+        raised again by that segment's ``FileSink`` on the next write)."""
         self._pending += data
         whole = len(self._pending) - len(self._pending) % TS_PACKET
         view = memoryview(self._pending)
@@ -184,13 +195,10 @@ class SegmentSink:
         return len(data)
 
     def _packet(self, pkt: memoryview) -> None:
-        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
-        pusi = pkt[1] & 0x40
-        payload = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+        pid, pusi, payload = ts_header(pkt)
         if pid in (0, 0x11) or pid in self._pmt_pids:
             if pid == 0 and pusi:
-                p = payload + 1 + pkt[payload]
-                self._pmt_pids.add(((pkt[p + 10] & 0x1F) << 8) | pkt[p + 11])
+                self._pmt_pids.add(pat_pmt_pid(pkt, payload))
             self._held += pkt
             return
         is_video_start = (
@@ -268,7 +276,7 @@ class SegmentSink:
 
     def close(self) -> None:
         """Close the last segment and end the playlist."""
-        if self.error is None and self._held and self._file is not None:
+        if self._held and self._file is not None:
             self._file.write(self._held)
             self._held.clear()
         self._close_segment(next_pts=None)

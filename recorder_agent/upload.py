@@ -62,6 +62,17 @@ class UploadQueue:
         except FileNotFoundError:
             return []
 
+    def read(self) -> list[tuple[Path, dict[str, str]]]:
+        """Every entry with its content, oldest first; unreadable entries are dropped."""
+        items = []
+        for entry in self.entries():
+            try:
+                items.append((entry, json.loads(entry.read_text())))
+            except (OSError, ValueError):
+                log.warning("dropping unreadable upload entry %s", entry.name)
+                entry.unlink(missing_ok=True)
+        return items
+
 
 def open_store(url: str) -> Any:
     """The obstore store for ``url`` (s3://bucket/prefix, gs://…, az://…), configured
@@ -132,19 +143,9 @@ class Uploader:
     def drain_once(self) -> bool:
         """Send every queued entry in order; stop at the first failure (raised).
         Returns whether anything was sent."""
-        entries = self.queue.entries()
-        self._account(entries)
-        latest: dict[str, Path] = {}
-        parsed: list[tuple[Path, dict[str, str]]] = []
-        for entry in entries:
-            try:
-                item = json.loads(entry.read_text())
-            except (OSError, ValueError):
-                log.warning("dropping unreadable upload entry %s", entry.name)
-                entry.unlink(missing_ok=True)
-                continue
-            latest[item["key"]] = entry
-            parsed.append((entry, item))
+        parsed = self.queue.read()
+        self._account(parsed)
+        latest = {item["key"]: entry for entry, item in parsed}  # the newest entry per key
         sent = False
         for entry, item in parsed:
             if self._stop.is_set():
@@ -155,7 +156,7 @@ class Uploader:
             entry.unlink(missing_ok=True)
             self.backlog = max(0, self.backlog - 1)
         if sent:
-            self._account(self.queue.entries())
+            self._account(self.queue.read())
         return sent
 
     def _send(self, item: dict[str, str]) -> None:
@@ -181,15 +182,14 @@ class Uploader:
         if self.config.upload_delete_local and item["kind"] in DELETABLE:
             path.unlink(missing_ok=True)
 
-    def _account(self, entries: list[Path]) -> None:
+    def _account(self, items: list[tuple[Path, dict[str, str]]]) -> None:
         """Backlog and spool size; logs crossing the spool budget."""
-        self.backlog = len(entries)
+        self.backlog = len(items)
         spool = 0
-        for entry in entries:
+        for _, item in items:
             try:
-                key = json.loads(entry.read_text())["key"]
-                spool += (self.config.output_dir / key).stat().st_size
-            except (OSError, ValueError, KeyError):
+                spool += (self.config.output_dir / item["key"]).stat().st_size
+            except (OSError, KeyError):
                 continue
         self.spool_bytes = spool
         over = spool > self.config.upload_spool_budget_mb * 1024 * 1024
