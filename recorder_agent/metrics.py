@@ -202,6 +202,17 @@ def _alive(pid: int) -> bool:
     return pid > 0
 
 
+def proc_stat(path: str) -> tuple[str, int, float]:
+    """``(name, parent pid, CPU seconds user + system)`` from a /proc ``stat`` file, of a
+    process or of one thread (``/proc/self/task/<tid>/stat``). Raises OSError when the
+    process or thread is gone."""
+    with open(path) as f:
+        stat = f.read()
+    name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+    fields = rest.split()  # fields[1]: ppid; fields[11], [12]: utime, stime
+    return name, int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
 def tree_cpu(root: int) -> dict[int, float]:
     """CPU seconds (user + system) of ``root`` and each of its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -210,13 +221,12 @@ def tree_cpu(root: int) -> dict[int, float]:
         if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            _, ppid, seconds = proc_stat(f"/proc/{entry.name}/stat")
         except OSError:
             continue
         pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)  # fields[1]: ppid
-        cpu[pid] = (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+        children.setdefault(ppid, []).append(pid)
+        cpu[pid] = seconds
     tree: dict[int, float] = {}
     todo = [root]
     while todo:
