@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,15 +34,15 @@ from typing import Any
 
 import av
 import numpy as np
-from livekit import rtc
 
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
 from recorder_agent.canvas import Size
 from recorder_agent.encoders import configure_x264
 from recorder_agent.sink import TS_PACKET, pat_pmt_pid, pes_pts, ts_header
-from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
+from recorder_agent.testsignal import AUDIO_FRAME, RATE
 
-from .frames import BACKLOG, FPS, camera_like
+from .frames import BACKLOG, FPS, as_rtc, camera_like, rtc_tone, tone_pcm
+from .measure import cpu_s, rss_mb, run_module
 
 CANDIDATES = ("ffmpeg", "naive", "ours")
 # As the worker runs (worker.py): glibc's per-thread malloc arenas cost a threaded
@@ -53,17 +52,6 @@ MODES = ("fast", "paced", "silent")
 
 
 CHILD_PIDS: list[int] = []  # recorder processes the candidate started (ffmpeg)
-
-
-def _rss_mb(pid: int | str) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 class SizeWatcher:
@@ -84,7 +72,7 @@ class SizeWatcher:
         while not self._stop.is_set():
             tick += 1
             if tick % 10 == 0:
-                rss = _rss_mb("self") + sum(_rss_mb(pid) for pid in CHILD_PIDS)
+                rss = rss_mb() + sum(rss_mb(pid) for pid in CHILD_PIDS)
                 self.peak_rss_mb = max(self.peak_rss_mb, rss)
             try:
                 size = os.stat(self.path).st_size
@@ -135,14 +123,6 @@ def video_frame_ends(path: Path) -> list[int]:
     return [end for _, end in sorted(pes)]
 
 
-def _cpu_s() -> float:
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        r = resource.getrusage(who)
-        total += r.ru_utime + r.ru_stime
-    return total
-
-
 class Feeder:
     """Hands the same frames to a candidate, as fast as it takes them or in real time."""
 
@@ -150,7 +130,7 @@ class Feeder:
         self.w, self.h, self.paced, self.audio = w, h, paced, audio
         self.n = int(seconds * FPS)
         self.buffers = camera_like(w, h, 30)
-        self.pcm = tone(AUDIO_FRAME, 0, 0.2)
+        self.pcm = tone_pcm()
         self.handed: list[float] = []  # perf_counter when video frame i was handed over
 
     def run(self, video: Any, audio: Any) -> None:
@@ -171,11 +151,8 @@ class Feeder:
 def run_ours(feed: Feeder, path: Path) -> None:
     config = RecorderConfig(output_dir=path.parent / "ours")
     rec = ParticipantRecording(config, RecordingInfo("bench", "ours"))
-    frames = [
-        rtc.VideoFrame(feed.w, feed.h, rtc.VideoBufferType.I420, memoryview(b))
-        for b in feed.buffers
-    ]
-    audio = rtc.AudioFrame(feed.pcm.tobytes(), RATE, 1, AUDIO_FRAME)
+    frames = as_rtc(feed.buffers, feed.w, feed.h)
+    audio = rtc_tone()
     base = time.monotonic_ns() // 1000
     while rec.path is None:
         time.sleep(0.001)
@@ -276,9 +253,9 @@ def measure(candidate: str, mode: str, w: int, h: int, seconds: float) -> dict[s
     run = {"ffmpeg": run_ffmpeg, "naive": run_naive, "ours": run_ours}[candidate]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{candidate}.ts"
-        harness_rss = _rss_mb("self")
+        harness_rss = rss_mb()
         watcher = SizeWatcher(path)
-        c0, t0 = _cpu_s(), time.perf_counter()
+        c0, t0 = cpu_s(children=True), time.perf_counter()
         if mode == "silent":
             # The ffmpeg pipe waits for audio forever: give up, and say what was on disk.
             def stalled() -> None:
@@ -293,7 +270,7 @@ def measure(candidate: str, mode: str, w: int, h: int, seconds: float) -> dict[s
         run(feed, path)
         if mode == "silent":
             timer.cancel()
-        elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0
+        elapsed, cpu = time.perf_counter() - t0, cpu_s(children=True) - c0
         watcher.stop()
         result: dict[str, Any] = {
             "candidate": candidate,
@@ -325,17 +302,14 @@ def measure(candidate: str, mode: str, w: int, h: int, seconds: float) -> dict[s
 
 def run_isolated(candidate: str, mode: str, w: int, h: int, seconds: float) -> dict[str, Any]:
     """``measure`` in a fresh interpreter: its own peak RSS and CPU counters."""
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.alternatives", candidate, mode, str(w), str(h), str(seconds)],
-        env={**os.environ, "MALLOC_ARENA_MAX": MALLOC_ARENA_MAX},
-        capture_output=True,
-        text=True,
-        timeout=seconds * 20 + 120,
-    )
-    if out.returncode != 0:
-        return {"candidate": candidate, "mode": mode, "error": (out.stderr or "")[-300:] or
-                f"exit {out.returncode}"}  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {
+        "candidate": candidate,
+        "mode": mode,
+        **run_module(
+            "bench.alternatives", candidate, mode, w, h, seconds,
+            timeout=seconds * 20 + 120, env={"MALLOC_ARENA_MAX": MALLOC_ARENA_MAX},
+        ),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

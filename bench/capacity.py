@@ -10,8 +10,6 @@ Run one: ``python -m bench.capacity 3 10`` (3 participants, 10 s); one JSON line
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import threading
@@ -22,16 +20,16 @@ from typing import Any
 from livekit import rtc
 
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
-from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
 
-from .frames import FPS, camera_like
+from .frames import FPS, as_rtc, camera_like, rtc_tone
+from .measure import cpu_s, run_module
 
 MAX_DROP = 0.01
 MAX_FINISH_S = 1.0
 
 
 def _feed(rec: ParticipantRecording, frames: list[rtc.VideoFrame], seconds: float) -> None:
-    audio = rtc.AudioFrame(tone(AUDIO_FRAME, 0, 0.2).tobytes(), RATE, 1, AUDIO_FRAME)
+    audio = rtc_tone()
     t0 = time.monotonic()
     base = time.monotonic_ns() // 1000
     vi = ai = 0
@@ -46,13 +44,11 @@ def _feed(rec: ParticipantRecording, frames: list[rtc.VideoFrame], seconds: floa
 
 
 def measure(n: int, seconds: float, w: int = 1280, h: int = 720) -> dict[str, Any]:
-    frames = [
-        rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, memoryview(b)) for b in camera_like(w, h, 30)
-    ]
+    frames = as_rtc(camera_like(w, h, 30), w, h)
     with tempfile.TemporaryDirectory() as out:
         config = RecorderConfig(output_dir=Path(out))
         recs = [ParticipantRecording(config, RecordingInfo("cap", f"p{i}")) for i in range(n)]
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        c0 = cpu_s()
         feeders = [threading.Thread(target=_feed, args=(r, frames, seconds)) for r in recs]
         for t in feeders:
             t.start()
@@ -64,10 +60,9 @@ def measure(n: int, seconds: float, w: int = 1280, h: int = 720) -> dict[str, An
         for r in recs:
             r.wait()
         finish = time.monotonic() - end
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = cpu_s() - c0
     pushed = sum(r.stats.video_frames_in for r in recs)
     dropped = sum(r.stats.dropped.get("video_queue_full", 0) for r in recs)
-    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     drop = dropped / max(1, pushed)
     return {
         "participants": n,
@@ -81,15 +76,7 @@ def measure(n: int, seconds: float, w: int = 1280, h: int = 720) -> dict[str, An
 
 
 def run_isolated(n: int, seconds: float) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.capacity", str(n), str(seconds)],
-        capture_output=True,
-        text=True,
-        timeout=seconds * 10 + 120,
-    )
-    if out.returncode != 0:
-        return {"participants": n, "real_time": False, "error": out.stderr[-300:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_module("bench.capacity", n, seconds, timeout=seconds * 10 + 120)
 
 
 if __name__ == "__main__":

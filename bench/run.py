@@ -12,29 +12,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
 
 import av
 import numpy as np
-from livekit import rtc
 
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
 from recorder_agent.canvas import Size
 from recorder_agent.encoders import configure_x264
-from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
 
 from . import alternatives, capacity
-from .frames import BACKLOG, FPS, camera_like
+from .frames import FPS, FastFeeder, as_rtc, camera_like
+from .measure import cpu_s
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
-
-
-def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def raw_x264(config: RecorderConfig, w: int, h: int, buffers: list[np.ndarray], n: int) -> float:
@@ -54,19 +47,9 @@ def ours(
     config: RecorderConfig, w: int, h: int, buffers: list[np.ndarray], n: int
 ) -> tuple[float, float]:
     rec = ParticipantRecording(config, RecordingInfo("bench", f"p{w}x{h}"))
-    frames = [rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, memoryview(b)) for b in buffers]
-    audio = rtc.AudioFrame(tone(AUDIO_FRAME, 0, 0.2).tobytes(), RATE, 1, AUDIO_FRAME)
-    base = time.monotonic_ns() // 1000
-    ai = 0
+    feeder = FastFeeder(rec, as_rtc(buffers, w, h))
     c0, t0 = cpu_s(), time.perf_counter()
-    for i in range(n):
-        ts = base + i * 1_000_000 // FPS
-        rec.push_video(frames[i % len(frames)], ts)
-        while ai * 10_000 < (i + 1) * 1_000_000 // FPS:
-            rec.push_audio(audio, base + ai * 10_000)
-            ai += 1
-        while rec.queue_depth > BACKLOG:  # back-pressure, as a pipe gives
-            time.sleep(0.0005)
+    feeder.push(n)
     rec.close("bench")
     rec.wait()
     elapsed, cpu = time.perf_counter() - t0, cpu_s() - c0

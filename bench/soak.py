@@ -15,32 +15,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from livekit import rtc
 
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
-from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
 
-from .alternatives import _rss_mb
-from .frames import BACKLOG, FPS, camera_like
+from .frames import FPS, FastFeeder, as_rtc, camera_like
+from .measure import rss_mb
 
 
 def feed(rec: ParticipantRecording, minutes: int, tick: threading.Barrier) -> None:
     w, h = 640, 360
-    frames = [rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, memoryview(b))
-              for b in camera_like(w, h, 30)]  # fmt: skip
-    audio = rtc.AudioFrame(tone(AUDIO_FRAME, 0, 0.2).tobytes(), RATE, 1, AUDIO_FRAME)
-    base = time.monotonic_ns() // 1000
-    ai = 0
-    for i in range(minutes * 60 * FPS):
-        rec.push_video(frames[i % len(frames)], base + i * 1_000_000 // FPS)
-        while ai * 10_000 < (i + 1) * 1_000_000 // FPS:
-            rec.push_audio(audio, base + ai * 10_000)
-            ai += 1
-        while rec.queue_depth > BACKLOG:
-            time.sleep(0.0005)
-        if (i + 1) % (60 * FPS) == 0:
-            rec.drain()
-            tick.wait()
+    feeder = FastFeeder(rec, as_rtc(camera_like(w, h, 30), w, h))
+    for _ in range(minutes):
+        feeder.push(60 * FPS)
+        rec.drain()
+        tick.wait()
 
 
 def main() -> None:
@@ -53,7 +41,7 @@ def main() -> None:
     tick = threading.Barrier(n + 1)
     with tempfile.TemporaryDirectory() as out:
         config = RecorderConfig(output_dir=Path(out))
-        baseline = _rss_mb("self")
+        baseline = rss_mb()
         recs = [ParticipantRecording(config, RecordingInfo("soak", f"p{i}")) for i in range(n)]
         feeders = [threading.Thread(target=feed, args=(r, args.minutes, tick)) for r in recs]
         t0 = time.monotonic()
@@ -61,7 +49,7 @@ def main() -> None:
             t.start()
         for minute in range(1, args.minutes + 1):
             tick.wait()
-            samples.append(_rss_mb("self"))
+            samples.append(rss_mb())
             print(f"media minute {minute:3d}: RSS {samples[-1]:7.1f} MB "
                   f"({time.monotonic() - t0:5.0f} s)", flush=True)  # fmt: skip
         for t in feeders:
