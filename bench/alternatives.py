@@ -35,11 +35,11 @@ from typing import Any
 import av
 import numpy as np
 
+from demo.testsignal import AUDIO_FRAME, RATE
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
-from recorder_agent.canvas import Size
-from recorder_agent.encoders import configure_x264
-from recorder_agent.sink import TS_PACKET, pat_pmt_pid, pes_pts, ts_header
-from recorder_agent.testsignal import AUDIO_FRAME, RATE
+from recorder_agent.encode.canvas import Size
+from recorder_agent.encode.encoders import configure_x264
+from recorder_agent.output.tsparse import TS_PACKET, pat_pmt_pid, pes_pts, ts_header
 
 from .frames import BACKLOG, FPS, as_rtc, camera_like, rtc_tone, tone_pcm
 from .measure import cpu_s, rss_mb, run_module

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from recorder_agent import devserver
-from recorder_agent.metrics import tree_cpu
+from demo import devserver
+from recorder_agent.ops.metrics import tree_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 from livekit import rtc
 
+from demo.testsignal import AUDIO_FRAME, RATE, tone
 from recorder_agent import ParticipantRecording
-from recorder_agent.testsignal import AUDIO_FRAME, RATE, tone
 
 FPS = 30
 

@@ -20,8 +20,8 @@ import av
 import numpy as np
 
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
-from recorder_agent.canvas import Size
-from recorder_agent.encoders import configure_x264
+from recorder_agent.encode.canvas import Size
+from recorder_agent.encode.encoders import configure_x264
 
 from . import alternatives, capacity
 from .frames import FPS, FastFeeder, as_rtc, camera_like

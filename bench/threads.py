@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from recorder_agent import RecorderConfig
-from recorder_agent.metrics import proc_stat
+from recorder_agent.ops.metrics import proc_stat
 
 from .frames import camera_like
 from .run import ours, raw_x264

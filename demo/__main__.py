@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from recorder_agent import devserver
+from demo import devserver
 from recorder_agent.inspection import format_report, inspect_file
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ import sys
 
 from livekit import rtc
 
-from recorder_agent import devserver
-from recorder_agent.testsignal import Publisher
+from demo import devserver
+from demo.testsignal import Publisher
 
 
 async def main(room_name: str, identity: str, seconds: float, width: int, height: int) -> None:

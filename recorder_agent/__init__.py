@@ -11,7 +11,7 @@ The core, usable on its own::
 """
 
 from .config import ConfigError, RecorderConfig
-from .session import ParticipantRecording, RecordingInfo, RecordingState, RecordingStats
+from .recording import ParticipantRecording, RecordingInfo, RecordingState, RecordingStats
 
 __all__ = [
     "ConfigError",

@@ -17,7 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .sink import TS_PACKET
+from .output.tsparse import TS_PACKET
 
 EXPECTED = {"video": "h264", "audio": "aac"}
 FLASH_LUMA = 180  # mean Y above this is a flash

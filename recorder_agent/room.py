@@ -18,8 +18,8 @@ from typing import Any
 from livekit import rtc
 
 from .config import PARTICIPANT_KINDS, RecorderConfig
-from .metrics import COUNTERS, StatsPublisher, recording_stats
-from .session import ParticipantRecording, RecordingInfo
+from .ops.metrics import COUNTERS, StatsPublisher
+from .recording import ParticipantRecording, RecordingInfo
 
 log = logging.getLogger("recorder_agent")
 
@@ -98,7 +98,7 @@ class RoomRecorder:
     def stats_rows(self) -> list[dict[str, Any]]:
         """Numbers of every recording in progress, plus the finished ones summed."""
         live = [*self._recordings.values(), *self._finalizing]
-        return [recording_stats(r) for r in live] + [dict(self._retired)]
+        return [r.status().to_dict() for r in live] + [dict(self._retired)]
 
     # ----- events -------------------------------------------------------------------------
 
@@ -251,7 +251,7 @@ class RoomRecorder:
 
     async def _finalize(self, rec: ParticipantRecording, reason: str) -> None:
         await rec.aclose(reason, timeout=self.config.shutdown_timeout)
-        final = recording_stats(rec)
+        final = rec.status().to_dict()
         for key in COUNTERS:
             self._retired[key] += final[key]
         self._finalizing.discard(rec)

@@ -14,9 +14,9 @@ import os
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, WorkerPermissions, cli
 
 from .config import RecorderConfig
-from .metrics import WorkerStats, serve_metrics
+from .ops.metrics import WorkerStats, serve_metrics
+from .ops.upload import Uploader
 from .room import RoomRecorder
-from .upload import Uploader
 
 log = logging.getLogger("recorder_agent")
 

@@ -13,8 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
+from demo.testsignal import Participant, now_us
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
-from recorder_agent.testsignal import Participant, now_us
 
 
 def rss_mb() -> float:
@@ -34,7 +34,7 @@ def realtime(out: Path) -> None:
 def fsize(out: Path, limit: int) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    config = RecorderConfig(output_dir=out)
+    config = RecorderConfig.from_env(output_dir=out)  # RECORDER_OUTPUT_FORMAT=hls: segments
     big = ParticipantRecording(config, RecordingInfo("room", "big"))
     small = ParticipantRecording(config, RecordingInfo("room", "small"))
     t0 = now_us()

@@ -12,9 +12,9 @@ import av
 import pytest
 from livekit import rtc
 
+from demo.testsignal import Participant, luma_frame, now_us
 from recorder_agent import ConfigError, ParticipantRecording, RecorderConfig, RecordingInfo
-from recorder_agent.naming import claim_recording_path, safe_component
-from recorder_agent.testsignal import Participant, luma_frame, now_us
+from recorder_agent.output.naming import claim_recording_path, safe_component
 
 HOSTILE = [
     "../../etc/passwd",

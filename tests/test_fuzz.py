@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import rtc
 
+from demo.testsignal import VBT, now_us, yuv_frame
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo, RecordingState
 from recorder_agent.inspection import inspect_file
-from recorder_agent.testsignal import VBT, now_us, yuv_frame
 
 TYPES = [t for _, t in VBT.items()]
 

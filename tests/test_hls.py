@@ -10,9 +10,9 @@ from pathlib import Path
 
 import av
 
+from demo.testsignal import Participant, now_us
 from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
 from recorder_agent.inspection import inspect_file
-from recorder_agent.testsignal import Participant, now_us
 
 from .conftest import ffprobe
 from .decode import decode

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo, RecordingState
-from recorder_agent.inspection import inspect_file
-from recorder_agent.testsignal import (
+from demo.testsignal import (
     DARK,
     FLASH,
     RED_YUV,
@@ -19,7 +17,9 @@ from recorder_agent.testsignal import (
     now_us,
     yuv_frame,
 )
-from recorder_agent.timeline import AAC_FRAME
+from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo, RecordingState
+from recorder_agent.inspection import inspect_file
+from recorder_agent.util import AAC_FRAME
 
 from .conftest import ffprobe
 from .decode import decode, luma_at

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from livekit import rtc
 
+from demo.testsignal import VBT, Participant, luma_frame, now_us, tone
 from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
 from recorder_agent.inspection import inspect_file
-from recorder_agent.testsignal import VBT, Participant, luma_frame, now_us, tone
 
 from .decode import decode
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import obstore
 import pytest
 
+from demo.testsignal import Participant, now_us
 from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
-from recorder_agent.metrics import WorkerStats
-from recorder_agent.testsignal import Participant, now_us
-from recorder_agent.upload import Uploader, open_store
+from recorder_agent.ops.metrics import WorkerStats
+from recorder_agent.ops.upload import Uploader, open_store
 
 from .conftest import free_port
 

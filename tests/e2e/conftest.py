@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from livekit import api, rtc
 
-from recorder_agent import devserver
-from recorder_agent.testsignal import Publisher
+from demo import devserver
+from demo.testsignal import Publisher
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_URL = devserver.URL.replace("ws://", "http://")

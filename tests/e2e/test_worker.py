@@ -8,8 +8,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from demo.testsignal import Publisher
 from recorder_agent.inspection import inspect_file
-from recorder_agent.testsignal import Publisher
 
 from ..conftest import ffprobe
 from .conftest import Worker, delete_room, join, publishing, room_with_agent

@@ -8,7 +8,7 @@ import signal
 import time
 from datetime import datetime
 
-from recorder_agent import devserver
+from demo import devserver
 
 from .conftest import ROOT, publishing, room_with_agent
 from .test_worker import check_file

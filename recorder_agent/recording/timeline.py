@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VIDEO_CLOCK = 90_000
-AAC_FRAME = 1024
+from ..util import AAC_FRAME, VIDEO_CLOCK
 
 
 def us_to(units_per_s: int, us: int) -> int:

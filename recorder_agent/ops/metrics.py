@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import RecorderConfig
-from .sink import write_atomically
+from ..config import RecorderConfig
+from ..util import write_atomically
 
 log = logging.getLogger("recorder_agent")
 
@@ -34,26 +34,9 @@ COUNTERS = ("bytes_written", "video_frames_encoded", "frames_dropped", "errors")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def recording_stats(rec: Any) -> dict[str, Any]:
-    """One recording's numbers, as published (``rec`` is a ``ParticipantRecording``)."""
-    s = rec.stats
-    return {
-        "room": rec.info.room,
-        "participant": rec.info.stem,
-        "state": rec.state.value,
-        "bytes_written": s.bytes_written,
-        "video_frames_encoded": s.video_frames_encoded + s.video_frames_repeated,
-        "frames_dropped": sum(s.dropped.values()),
-        "errors": 1 if rec.state.value == "failed" else 0,
-        "media_seconds": s.media_seconds,
-        "encoder_lag_seconds": rec.lag_seconds,
-        "queue_depth": rec.queue_depth,
-    }
-
-
 class StatsPublisher:
     """In a job process: rewrites this process's stats file every ``interval`` seconds
-    with the rows ``source()`` returns (``recording_stats`` of each recording, and a
+    with the rows ``source()`` returns (``ParticipantRecording.status()`` of each recording, and a
     row that sums the finished ones, so that their final counts are kept)."""
 
     def __init__(self, output_dir: Path, source: Callable[[], Iterable[dict[str, Any]]]) -> None:

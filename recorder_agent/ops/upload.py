@@ -28,8 +28,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from .config import RecorderConfig
-from .sink import write_atomically
+from ..config import RecorderConfig
+from ..util import write_atomically
 
 log = logging.getLogger("recorder_agent.upload")
 

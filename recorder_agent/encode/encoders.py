@@ -18,10 +18,10 @@ import av
 import numpy as np
 from av.video.frame import PictureType
 
+from ..config import RecorderConfig
+from ..output.muxer import TsMuxer
+from ..util import AAC_FRAME, VIDEO_CLOCK, BadFrame
 from .canvas import Size
-from .config import RecorderConfig
-from .muxer import TsMuxer
-from .timeline import AAC_FRAME, VIDEO_CLOCK
 
 
 def video_settings(config: RecorderConfig) -> dict[str, Any]:
@@ -141,7 +141,7 @@ class VideoEncoder:
                     frame.pts = pts + self._offset
                     frame.time_base = self._time_base
                     self._muxer.write(self.stream.encode(frame))
-            except av.FFmpegError as e:
+            except (av.FFmpegError, BadFrame) as e:  # refused by libx264 or the muxer
                 self.rejected.append(repr(e))
             except BaseException as e:  # disk errors (SinkError) and bugs: the owner decides
                 self._error = e

@@ -1,4 +1,9 @@
-"""A fixed canvas per file: rotate, scale to fit, letterbox or pillarbox. Never stretch."""
+"""A fixed canvas per file: rotate, scale to fit, letterbox or pillarbox. Never stretch.
+
+The canvas is decided once, before the encoder opens: x264 and the TS stream have one
+size. WebRTC often starts a stream below the publisher's resolution and ramps up, so
+the track's published size, when known, wins over the first frame's.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,9 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
-from livekit import rtc
 
-# Quarter turns clockwise that make a frame upright, per WebRTC's rotation value.
-_CLOCKWISE_TURNS = {
-    rtc.VideoRotation.VIDEO_ROTATION_0: 0,
-    rtc.VideoRotation.VIDEO_ROTATION_90: 1,
-    rtc.VideoRotation.VIDEO_ROTATION_180: 2,
-    rtc.VideoRotation.VIDEO_ROTATION_270: 3,
-}
+from ..config import RecorderConfig
+
 _BLACK = (16, 128, 128)  # limited-range Y, U, V
 
 
@@ -28,8 +27,13 @@ class Size:
     height: int
 
     def rotated(self, rotation: int) -> Size:
-        turns = _CLOCKWISE_TURNS.get(rotation, 0)
-        return Size(self.height, self.width) if turns % 2 else self
+        return Size(self.height, self.width) if clockwise_turns(rotation) % 2 else self
+
+
+def clockwise_turns(rotation: int) -> int:
+    """Quarter turns clockwise that make a frame upright. LiveKit's ``VideoRotation``
+    values 0..3 stand for 0, 90, 180 and 270 degrees."""
+    return rotation if rotation in (0, 1, 2, 3) else 0
 
 
 def choose_canvas(first: Size, max_long: int, max_short: int) -> Size:
@@ -37,6 +41,24 @@ def choose_canvas(first: Size, max_long: int, max_short: int) -> Size:
     long_edge, short_edge = max(first.width, first.height), min(first.width, first.height)
     scale = min(1.0, max_long / long_edge, max_short / short_edge)
     return Size(_even(first.width * scale), _even(first.height * scale))
+
+
+def decide_canvas(config: RecorderConfig, published: Size | None, first: Size | None) -> Size:
+    """The file's canvas: the configured one; else the published size (turned the way
+    the first frame shows it) or the first frame's, within the caps; else the fallback
+    when no video came in time.
+
+    >>> decide_canvas(RecorderConfig(), Size(1280, 720), Size(180, 320))
+    Size(width=720, height=1280)
+    """
+    if config.canvas_width:
+        return Size(config.canvas_width, config.canvas_height)
+    size = published or first
+    if size is None:
+        return Size(config.fallback_width, config.fallback_height)
+    if first is not None and (size.width > size.height) != (first.width > first.height):
+        size = Size(size.height, size.width)
+    return choose_canvas(size, config.canvas_max_long, config.canvas_max_short)
 
 
 def fit_rect(src: Size, canvas: Size) -> tuple[Size, int, int]:
@@ -80,7 +102,7 @@ class CanvasFitter:
         self.canvas = canvas
 
     def fit(self, frame: av.VideoFrame, rotation: int = 0) -> av.VideoFrame:
-        turns = _CLOCKWISE_TURNS.get(rotation, 0)
+        turns = clockwise_turns(rotation)
         if turns:
             frame = _rotate(frame.reformat(format="yuv420p"), turns)
         size, x, y = fit_rect(Size(frame.width, frame.height), self.canvas)

@@ -1,7 +1,7 @@
 """libavformat's mpegts muxer, driven so that every packet reaches the sink at once.
 
-Two defaults of libavformat would hold data back (see DEVELOPERS.md, "Facts already
-measured"): the interleaver waits up to 10 s for a packet of every stream, and AVIO
+Two defaults of libavformat would hold data back (measured: an idle microphone
+left a 0-byte file): the interleaver waits up to 10 s for a packet of every stream, and AVIO
 buffers output. ``max_interleave_delta=1`` (1 µs) makes the interleaver release a packet
 as soon as any later one arrives, whatever the other stream does, and
 ``flush_packets=1`` pushes AVIO's buffer to the sink after every packet.
@@ -15,7 +15,9 @@ from typing import Any
 
 import av
 
-from .sink import TS_PACKET, FileSink
+from ..util import BadFrame
+from .sink import Sink
+from .tsparse import TS_PACKET
 
 MUXER_OPTIONS = {
     "flush_packets": "1",
@@ -30,13 +32,13 @@ class TsMuxer:
     """One MPEG-TS output. Streams are added before the first ``write``; after that,
     ``write`` may be called from several threads (the video encoder has its own).
 
-    >>> muxer = TsMuxer(FileSink(path))
+    >>> muxer = TsMuxer(FileSink(path))   # or any Sink
     >>> video = muxer.add_stream("libx264", rate=30)   # configure video.codec_context
     >>> muxer.write(video.encode(frame))
     >>> muxer.close()
     """
 
-    def __init__(self, sink: FileSink) -> None:
+    def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self._lock = threading.Lock()
         self._container: Any = av.open(
@@ -53,16 +55,19 @@ class TsMuxer:
         return self._container.add_stream(codec_name, **kwargs)
 
     def write(self, packets: Iterable[av.Packet]) -> None:
+        """Mux packets; a packet libavformat refuses raises ``BadFrame``, a sink
+        failure ``SinkError``."""
         for packet in packets:
             with self._lock:
-                self._container.mux_one(packet)
-
-    def maybe_fsync(self) -> None:
-        """The sink's fsync cadence, kept out of a write in progress."""
-        with self._lock:
-            self.sink.maybe_fsync()
+                try:
+                    self._container.mux_one(packet)
+                except av.FFmpegError as e:
+                    raise BadFrame("encode_error", repr(e)) from e
 
     def close(self) -> None:
         """Flush the interleaver and write what is left. Safe to call twice."""
         with self._lock:
-            self._container.close()
+            try:
+                self._container.close()
+            except av.FFmpegError as e:
+                raise BadFrame("mux_error", repr(e)) from e

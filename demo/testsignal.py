@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from .session import ParticipantRecording
+from recorder_agent import ParticipantRecording
 
 VBT = rtc.VideoBufferType
 TS = rtc.TrackSource

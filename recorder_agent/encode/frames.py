@@ -14,6 +14,8 @@ import av
 import numpy as np
 from livekit import rtc
 
+from ..util import BadFrame
+
 VBT = rtc.VideoBufferType
 
 PlaneShape = list[tuple[int, int]]  # (rows, bytes per row) for each plane
@@ -56,14 +58,6 @@ _FORMATS: dict[int, tuple[str, Callable[[int, int], PlaneShape]]] = {
     VBT.I010: ("yuv420p10le", _yuv(_half, _half, bps=2)),
     VBT.NV12: ("nv12", _nv12),
 }
-
-
-class BadFrame(ValueError):
-    """A frame the recording cannot take. ``reason`` is a short key for counters."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 def video_to_av(frame: rtc.VideoFrame, max_dimension: int) -> av.VideoFrame:

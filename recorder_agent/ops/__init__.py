@@ -1,0 +1,1 @@
+"""Operations around recordings: upload to object storage, metrics and load."""

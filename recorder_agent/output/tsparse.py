@@ -1,0 +1,63 @@
+"""Reading MPEG-TS packet headers: just enough to cut HLS segments at keyframes and to
+find the last timestamp of a file a crash left behind.
+
+A TS stream is a run of 188-byte packets; libavformat starts each PES (one frame) in a
+new packet with ``payload_unit_start`` set, and marks keyframes as random access points.
+"""
+
+from __future__ import annotations
+
+TS_PACKET = 188
+SYNC_BYTE = 0x47
+
+
+def ts_header(pkt: bytes | memoryview) -> tuple[int, bool, int]:
+    """(PID, payload unit start, offset of the payload) of one 188-byte TS packet."""
+    payload = 4 + (1 + pkt[4] if pkt[3] & 0x20 else 0)
+    return ((pkt[1] & 0x1F) << 8) | pkt[2], bool(pkt[1] & 0x40), payload
+
+
+def pat_pmt_pid(pkt: bytes | memoryview, payload: int) -> int:
+    """The PMT PID named by the first program of a PAT packet (one program: ours)."""
+    p = payload + 1 + pkt[payload]  # past the pointer field
+    return ((pkt[p + 10] & 0x1F) << 8) | pkt[p + 11]
+
+
+def pes_pts(pes: bytes | memoryview) -> int | None:
+    """The 33-bit PTS of a PES header, if it has one."""
+    if len(pes) < 14 or not pes[7] & 0x80:
+        return None
+    return (
+        ((pes[9] >> 1) & 0x07) << 30
+        | pes[10] << 22
+        | (pes[11] >> 1) << 15
+        | pes[12] << 7
+        | pes[13] >> 1
+    )
+
+
+def video_pes_start(pkt: bytes | memoryview, pusi: bool, payload: int) -> bool:
+    """Whether this packet starts a video PES (stream id 0xE0-0xEF)."""
+    return pusi and pkt[payload : payload + 3] == b"\0\0\1" and (pkt[payload + 3] & 0xF0 == 0xE0)
+
+
+def is_random_access(pkt: bytes | memoryview) -> bool:
+    """The adaptation field's random access indicator: a keyframe starts here."""
+    return bool(pkt[3] & 0x20 and pkt[4] and pkt[5] & 0x40)
+
+
+def pes_timestamps(data: bytes) -> tuple[int | None, int | None]:
+    """(first, last) PTS of the PES packets (any stream) that start in ``data``, a run
+    of whole TS packets; ``(None, None)`` when none does."""
+    first = last = None
+    for off in range(0, len(data) - len(data) % TS_PACKET, TS_PACKET):
+        pkt = data[off : off + TS_PACKET]
+        if pkt[0] != SYNC_BYTE:
+            continue
+        _, pusi, payload = ts_header(pkt)
+        if pusi and payload < TS_PACKET and pkt[payload : payload + 3] == b"\0\0\1":
+            pts = pes_pts(pkt[payload:])
+            if pts is not None:
+                first = pts if first is None else first
+                last = pts if last is None else max(last, pts)
+    return first, last

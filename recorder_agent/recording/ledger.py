@@ -1,0 +1,130 @@
+"""What a recording says about itself: its manifest on disk, its counters, its
+warnings, and the files it hands to the uploader. Runs on the recording's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import RecorderConfig
+from ..encode.encoders import video_settings
+from ..ops.upload import UploadQueue
+from ..output import Output
+from ..util import utc_iso
+from .info import RecordingInfo, RecordingStats
+from .manifest import Manifest
+
+log = logging.getLogger("recorder_agent")
+
+
+def new_manifest(
+    config: RecorderConfig, info: RecordingInfo, output: Output, created: datetime
+) -> Manifest:
+    """The manifest of a recording that starts now."""
+    return Manifest(
+        room=info.room,
+        participant={
+            "identity": info.identity,
+            "sid": info.participant_sid,
+            "name": info.name,
+            "kind": info.kind,
+        },
+        label=info.label,
+        file=output.path.relative_to(output.manifest_path.parent).as_posix(),
+        created_utc=utc_iso(created.timestamp()),
+        codecs={
+            "container": "mpegts",
+            "video": video_settings(config),
+            "audio": {
+                "codec": "aac",
+                "profile": "LC",
+                "sample_rate": config.audio_sample_rate,
+                "channels": config.audio_channels,
+                "bitrate": config.audio_bitrate,
+            },
+        },
+    )
+
+
+class Ledger:
+    """The manifest and counters of one recording.
+
+    >>> ledger = Ledger(config, info, stats, output, created, queue_drops=inbox.dropped)
+    >>> ledger.event("mute", 1.5, track_sid="TR_1")     # written at once
+    >>> ledger.bad_input("bad_size", "9000x9000", 2.0)  # counted, logged at 1, 10, 100…
+    """
+
+    def __init__(
+        self,
+        config: RecorderConfig,
+        info: RecordingInfo,
+        stats: RecordingStats,
+        output: Output,
+        created: datetime,
+        queue_drops: dict[str, int],
+    ) -> None:
+        self.manifest = new_manifest(config, info, output, created)
+        self.path = output.manifest_path
+        self.state = "recording"
+        self._config = config
+        self._stem = info.stem
+        self._stats = stats
+        self._output = output
+        self._queue_drops = queue_drops
+        self._uploads = UploadQueue(config.output_dir) if config.upload_url else None
+        self._bad_input_seen: dict[str, int] = {}
+        self._written = 0.0
+
+    def event(self, kind: str, media_time_s: float | None, **details: Any) -> None:
+        """Record an event in the manifest and write it."""
+        self.manifest.add_event(kind, media_time_s, self._config.max_manifest_events, **details)
+        self.write()
+
+    def bad_input(self, reason: str, detail: str, media_time_s: float | None) -> None:
+        """Count a dropped or repaired input; log it at 1, 10, 100, … occurrences."""
+        count_drop(self._stats, reason)
+        n = self._bad_input_seen[reason] = self._bad_input_seen.get(reason, 0) + 1
+        if str(n).rstrip("0") == "1":
+            log.warning("recording %s: %s (%d so far): %s", self._stem, reason, n, detail)
+            self.event("bad_input", media_time_s, reason=reason, count=n, detail=detail[:200])
+
+    def maybe_write(self) -> None:
+        if time.monotonic() - self._written >= self._config.manifest_interval:
+            self.write()
+
+    def write(self) -> None:
+        """Counters into the manifest, the manifest onto disk (atomically)."""
+        stats = self._stats
+        for lane, n in self._queue_drops.items():
+            if n:
+                stats.dropped[f"{lane}_queue_full"] = n
+        stats.bytes_written = self._output.bytes_written
+        self.manifest.counters = stats.snapshot()
+        self.manifest.state = self.state
+        self._written = time.monotonic()
+        try:
+            self.manifest.write(self.path)
+        except OSError as e:
+            self.bad_input("manifest_write_failed", str(e), None)
+
+    def announce(self, files: list[tuple[Path, str]]) -> None:
+        """Files complete (for now): queue them for upload, if uploading. A rewritten
+        playlist takes the manifest (live counters) along."""
+        if self._uploads is None:
+            return
+        for path, kind in files:
+            try:
+                self._uploads.enqueue(path, kind)
+                if kind == "playlist":
+                    self._uploads.enqueue(self.path, "manifest")
+            except OSError as e:
+                log.error("recording %s: cannot queue %s for upload: %s", self._stem,
+                          path.name, e)  # fmt: skip
+
+
+def count_drop(stats: RecordingStats, reason: str) -> None:
+    stats.dropped[reason] = stats.dropped.get(reason, 0) + 1

@@ -1,0 +1,401 @@
+"""One participant's recording: frames in, a growing MPEG-TS file and its manifest out.
+
+The producer (the room's asyncio loop) only appends to a bounded inbox. A thread owned
+by the recording does everything else, in order: take a message, let the timing
+policy (sync.py) say where it goes, hand the steps to the encode stage, write the
+manifest. A failure in one recording never reaches another: each has its own thread,
+encoders, muxer and file.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import RecorderConfig
+from ..encode.canvas import Size, decide_canvas
+from ..encode.encoders import start_offset
+from ..encode.frames import audio_samples, video_to_av
+from ..encode.media import MediaEncoder
+from ..output import Output, open_output
+from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
+from .inbox import AudioIn, Close, Drain, Finished, Inbox, Message, Note, TrackAdded, VideoIn
+from .info import RecordingInfo, RecordingState, RecordingStats, RecordingStatus
+from .ledger import Ledger, count_drop
+from .sync import (
+    AvSync,
+    Gap,
+    Origin,
+    PlacePicture,
+    RepeatPicture,
+    Step,
+    Trimmed,
+    WriteSamples,
+    WriteSilence,
+)
+
+if TYPE_CHECKING:
+    from livekit import rtc
+
+log = logging.getLogger("recorder_agent")
+
+_IDLE_TICK = 0.1  # seconds the thread waits for input before it checks the clocks
+
+
+class ParticipantRecording:
+    """Records one participant (or one source of theirs) into one MPEG-TS file.
+
+    Push frames from any thread or the event loop; nothing here blocks on encoding or
+    disk. Timestamps are µs on ``time.monotonic``'s clock, as LiveKit gives them.
+
+    >>> rec = ParticipantRecording(RecorderConfig.from_env(), RecordingInfo("room", "alice"))
+    >>> async for ev in rtc.VideoStream(track):
+    ...     rec.push_video(ev.frame, ev.timestamp_us, ev.rotation)
+    >>> rec.push_audio(audio_frame)          # stamped on arrival
+    >>> await rec.aclose("participant_left")
+    >>> rec.path                             # recordings/room/alice-20261123T204912.123Z.ts
+    """
+
+    def __init__(self, config: RecorderConfig, info: RecordingInfo) -> None:
+        self.config = config
+        self.info = info
+        self.stats = RecordingStats()
+        self.state = RecordingState.RECORDING
+        self.error: str | None = None
+        self.path: Path | None = None  # set by the thread once the file exists
+        self.manifest_path: Path | None = None
+        self._created = datetime.now(UTC)
+        self._inbox = Inbox(config.video_queue_frames, config.audio_queue_frames)
+        self._done = Finished()
+        # Owned by the thread from here on.
+        self._output: Output | None = None
+        self._ledger: Ledger | None = None
+        self._origin: Origin | None = None
+        self._pts0_utc = 0.0  # wall time (epoch s) of the file's pts 0, set with the origin
+        self._sync: AvSync | None = None  # with the encoders, once the canvas is decided
+        self._media: MediaEncoder | None = None
+        self._pending_audio: list[AudioIn] = []  # audio waiting for the canvas decision
+        self._published: Size | None = None  # published size of the video track
+        self._thread = threading.Thread(
+            target=self._run, name=f"recording:{info.stem[:32]}", daemon=True
+        )
+        self._thread.start()
+
+    # ----- producer side: never blocks -------------------------------------------------
+
+    def push_video(self, frame: rtc.VideoFrame, timestamp_us: int, rotation: int = 0) -> None:
+        """Queue a video frame. The recording owns ``frame`` from now on."""
+        if self._accepting("video"):
+            self.stats.video_frames_in += 1
+            self._inbox.put(VideoIn(frame, timestamp_us, int(rotation)))
+
+    def push_audio(self, frame: rtc.AudioFrame, timestamp_us: int | None = None) -> None:
+        """Queue an audio frame. ``timestamp_us`` is when its first sample was heard;
+        by default the frame is taken as having just arrived (now minus its length)."""
+        if self._accepting("audio"):
+            now = monotonic_us()
+            if timestamp_us is None:
+                rate = frame.sample_rate or 1
+                timestamp_us = now - frame.samples_per_channel * 1_000_000 // rate
+            self.stats.audio_frames_in += 1
+            self._inbox.put(AudioIn(frame, timestamp_us, now))
+
+    def add_track(self, sid: str, kind: str, source: str, width: int = 0, height: int = 0) -> None:
+        """Note a track that feeds this recording, for the manifest. A video track's
+        published size, when given, sizes the canvas (see canvas.decide_canvas)."""
+        self._inbox.put(TrackAdded(sid, kind, source, width, height))
+
+    def add_event(self, kind: str, **details: Any) -> None:
+        """Record an event (mute, unmute, …) in the manifest at the current media time."""
+        self._inbox.put(Note(kind, details))
+
+    def close(self, reason: str = "closed") -> None:
+        """Ask the thread to finish: drain the inbox, flush, finalize. Returns at once."""
+        self._inbox.put(Close(reason))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the recording is finalized (for threads; use ``aclose`` in async)."""
+        return self._done.wait(timeout)
+
+    async def aclose(self, reason: str = "closed", timeout: float | None = None) -> bool:
+        """Close and wait for finalization without blocking the event loop."""
+        self.close(reason)
+        return await self._done.wait_async(timeout)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Block until everything pushed so far is encoded and written. For offline
+        feeding (tests, benchmarks, file conversion), never from the event loop.
+        Returns False on timeout; True at once when the recording has ended."""
+        reached = threading.Event()
+        self._inbox.put(Drain(reached))
+        return reached.wait(timeout)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._inbox.depth()
+
+    @property
+    def lag_seconds(self) -> float:
+        """How long the oldest waiting frame has waited for the thread (0: none waits)."""
+        oldest = self._inbox.oldest_pushed()
+        return 0.0 if oldest is None else max(0.0, (monotonic_us() - oldest) / 1e6)
+
+    def status(self) -> RecordingStatus:
+        """This recording's numbers now, from any thread."""
+        s = self.stats
+        return RecordingStatus(
+            room=self.info.room,
+            participant=self.info.stem,
+            state=self.state.value,
+            bytes_written=s.bytes_written,
+            video_frames_encoded=s.video_frames_encoded + s.video_frames_repeated,
+            frames_dropped=sum(s.dropped.values()),
+            errors=1 if self.state is RecordingState.FAILED else 0,
+            media_seconds=s.media_seconds,
+            encoder_lag_seconds=self.lag_seconds,
+            queue_depth=self.queue_depth,
+        )
+
+    def _accepting(self, lane: str) -> bool:
+        if self.state is RecordingState.RECORDING:
+            return True
+        count_drop(self.stats, f"{lane}_after_{self.state.value}")
+        return False
+
+    # ----- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        lower_thread_priority(self.config.encoder_nice)
+        reason: str | None = None
+        try:
+            self._start()
+            reason = self._loop()
+        except OSError as e:  # disk full, permissions, … (SinkError included)
+            self._fail(str(e))
+        except Exception as e:  # a bug: keep what is written, say so, stop this one only
+            log.exception("recording %s crashed", self.path or self.info.stem)
+            self._fail(f"internal error: {e!r}")
+        finally:
+            self._finish(reason or "error")
+        if reason is None:
+            self._discard_until_close()
+        self._inbox.close()
+
+    def _start(self) -> None:
+        self._output = open_output(self.config, self.info.room, self.info.stem, self._created)
+        self.path, self.manifest_path = self._output.path, self._output.manifest_path
+        self._ledger = Ledger(
+            self.config, self.info, self.stats, self._output, self._created, self._inbox.dropped
+        )
+        self._ledger.write()
+        self._ledger.announce([(self.manifest_path, "manifest")])
+        log.info("recording %s -> %s", self.info.stem, self.path)
+
+    def _loop(self) -> str:
+        while True:
+            item = self._inbox.get(_IDLE_TICK)
+            try:
+                if self._dispatch(item):
+                    assert isinstance(item, Close)
+                    return item.reason
+            except BadFrame as e:
+                self._bad_input(e.reason, str(e))
+            self._housekeeping()
+
+    def _dispatch(self, item: Message | None) -> bool:
+        """Handle one message (None: a quiet tick); True when it is the close."""
+        match item:
+            case None:
+                self._on_idle()
+            case VideoIn():
+                self._on_video(item)
+            case AudioIn():
+                self._on_audio(item)
+            case TrackAdded(sid, kind, source, width, height):
+                track: dict[str, Any] = {"sid": sid, "kind": kind, "source": source}
+                if width > 0 and height > 0:
+                    track.update(width=width, height=height)
+                    self._published = Size(width, height)
+                self._ledger.manifest.tracks.append(track)
+                self._ledger.write()
+            case Note(kind, details):
+                self._event(kind, **details)
+            case Drain(reached):
+                try:
+                    if self._media is not None:
+                        self._media.sync()  # raises a write error of the x264 thread
+                finally:
+                    reached.set()
+            case Close():
+                self._on_close(item)
+                return True
+        return False
+
+    # --- media --------------------------------------------------------------------------
+
+    def _set_origin(self, t: int, pushed: int) -> None:
+        if self._origin is None:
+            self._origin = Origin(t, pushed)
+            start_utc = time.time() - (monotonic_us() - t) / 1e6
+            self._ledger.manifest.start_utc = utc_iso(start_utc)
+            self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
+
+    def _on_video(self, item: VideoIn) -> None:
+        frame = video_to_av(item.frame, self.config.max_input_dimension)
+        self._set_origin(item.ts, item.pushed)
+        if self._sync is None:
+            self._open(Size(frame.width, frame.height).rotated(item.rotation))
+        self._apply(self._sync.video(item.ts, frame, item.rotation))
+
+    def _on_audio(self, item: AudioIn) -> None:
+        rate, samples = audio_samples(item.frame)
+        self._set_origin(item.start, item.pushed)
+        if self._sync is None:
+            self._pending_audio.append(item)
+            waited = item.start - self._origin.media_us >= self.config.layout_wait * 1e6
+            if self.config.canvas_width or waited:
+                self._open(None)
+            return
+        if self._media.audio_format not in (None, (rate, samples.shape[0])):
+            self._event("audio_format_change", sample_rate=rate, channels=samples.shape[0])
+        self._apply(self._sync.audio(item.start, self._media.convert(rate, samples)))
+
+    def _on_idle(self) -> None:
+        if self._origin is None:
+            return
+        now = monotonic_us()
+        if self._sync is None and self._origin.elapsed_us(now) >= self.config.layout_wait * 1e6:
+            self._open(None)
+        if self._sync is not None:
+            self._apply(self._sync.idle(now))
+
+    def _on_close(self, item: Close) -> None:
+        if self._origin is None:
+            return
+        if self._sync is None:
+            self._open(None)
+        self._apply(self._sync.finish(self._sync.end_instant(item.pushed)))
+
+    def _open(self, first: Size | None) -> None:
+        """Decide the canvas, start the encoders, and replay audio that waited."""
+        cfg = self.config
+        canvas = decide_canvas(cfg, self._published, first)
+        muxer = self._output.open_muxer(self._pts0_utc)
+        self._media = MediaEncoder(muxer, cfg, canvas, self._output.keyframe_every)
+        self._sync = AvSync(
+            self._origin,
+            rate=self._media.rate,
+            frame_us=1_000_000 // cfg.nominal_fps,
+            fill_delay_us=int(cfg.gap_fill_delay * 1e6),
+            fill_interval_us=int(cfg.video_fill_interval * 1e6),
+        )
+        self._ledger.manifest.canvas = {"width": canvas.width, "height": canvas.height}
+        self._event("started", canvas=f"{canvas.width}x{canvas.height}")
+        pending, self._pending_audio = self._pending_audio, []
+        for item in pending:
+            self._on_audio(item)
+
+    def _apply(self, steps: list[Step]) -> None:
+        """Carry out the timing policy's steps, in order."""
+        media, stats = self._media, self.stats
+        for step in steps:
+            match step:
+                case PlacePicture(pts, frame, rotation):
+                    media.picture(frame, rotation, pts)
+                    stats.video_frames_encoded += 1
+                case RepeatPicture(pts):
+                    media.repeat(pts)
+                    stats.video_frames_repeated += 1
+                case WriteSamples(block):
+                    media.audio(block)
+                    stats.audio_seconds += block.shape[1] / media.rate
+                case WriteSilence(count):
+                    media.silence(count)
+                    stats.silence_seconds += count / media.rate
+                case Gap(kind, start_s, duration_s):
+                    self._event(kind, start_s=start_s, duration_s=duration_s)
+                case Trimmed(samples):
+                    self._bad_input("audio_overlap_trimmed", f"{samples} samples")
+        stats.media_seconds = self._sync.media_time_s
+        stats.bytes_written = self._output.bytes_written
+
+    # --- bookkeeping --------------------------------------------------------------------
+
+    def _media_time_s(self) -> float | None:
+        if self._sync is not None:
+            return self._sync.media_time_s
+        return None if self._origin is None else 0.0
+
+    def _event(self, kind: str, **details: Any) -> None:
+        self._ledger.event(kind, self._media_time_s(), **details)
+
+    def _bad_input(self, reason: str, detail: str) -> None:
+        if self._ledger is None:
+            count_drop(self.stats, reason)
+        else:
+            self._ledger.bad_input(reason, detail, self._media_time_s())
+
+    def _housekeeping(self) -> None:
+        self._output.maybe_fsync()
+        self._ledger.announce(self._output.take_finished())
+        if self._media is not None:
+            for detail in self._media.take_rejected():
+                self._bad_input("encode_error", detail)
+        self._ledger.maybe_write()
+
+    # --- the end ------------------------------------------------------------------------
+
+    def _finish(self, reason: str) -> None:
+        """Flush encoders and muxer, close the files, write the final manifest."""
+        if self._output is None or self._ledger is None:
+            self._done.set()
+            return
+        try:
+            if self._media is not None and self.state is RecordingState.RECORDING:
+                self._media.flush()
+        except (OSError, BadFrame) as e:
+            self._fail(f"finalize failed: {e}")
+        finally:
+            if self._media is not None:
+                self._media.stop()  # after a failure: the thread must not outlive us
+        try:
+            self._output.close()
+        except (OSError, BadFrame) as e:
+            self._fail(f"close failed: {e}")
+        if self.state is RecordingState.RECORDING:
+            self.state = RecordingState.FINISHED
+        m = self._ledger.manifest
+        if self._output.bytes_written == 0:
+            self._output.discard()  # no media ever arrived: no empty .ts or HLS folder
+            m.file = None
+            self._output.take_finished()
+        m.segments = self._output.segments
+        m.end_reason = reason if self.error is None else f"error: {self.error}"
+        m.ended_utc = utc_iso(time.time())
+        self._ledger.state = self.state.value
+        self._ledger.write()
+        self._ledger.announce([*self._output.take_finished(), (self.manifest_path, "manifest")])
+        self._done.set()
+        log.info("recording %s finished (%s): %.1f s, %d bytes", self.info.stem, m.end_reason,
+                 self.stats.media_seconds, self.stats.bytes_written)  # fmt: skip
+
+    def _fail(self, message: str) -> None:
+        if self.state is not RecordingState.FAILED:
+            log.error("recording %s failed: %s", self.path or self.info.stem, message)
+        self.state = RecordingState.FAILED
+        self.error = self.error or message
+        if self._ledger is not None:
+            self._ledger.state = self.state.value
+
+    def _discard_until_close(self) -> None:
+        """After a failure: answer drains and the close, drop everything else."""
+        while True:
+            match self._inbox.get(_IDLE_TICK):
+                case Drain(reached):
+                    reached.set()
+                case Close():
+                    return

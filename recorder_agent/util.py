@@ -1,0 +1,56 @@
+"""Small pieces every stage shares: media clocks, atomic file replacement, times.
+
+They live here, not in a stage, so that a stage never imports another stage only for
+a helper (the manifest, the uploader and the metrics all write files atomically).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+VIDEO_CLOCK = 90_000  # MPEG-TS ticks per second
+AAC_FRAME = 1024  # samples per AAC-LC frame
+
+
+class BadFrame(ValueError):
+    """An input the recording cannot take. ``reason`` is a short key for counters."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def monotonic_us() -> int:
+    """The clock of LiveKit's ``VideoFrameEvent.timestamp_us`` (CLOCK_MONOTONIC)."""
+    return time.monotonic_ns() // 1000
+
+
+def utc_iso(ts: float) -> str:
+    """Epoch seconds as ISO 8601 UTC, to the millisecond."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data``: temp file, fsync, rename. Readers (and a crash)
+    see the complete old or the complete new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Make the calling thread (and the threads it starts, which inherit it) yield to
+    the SDK's real-time threads. Under CPU load WebRTC's 10 ms audio pump otherwise
+    falls behind and audio reaches us ~40 ms late against video (measured)."""
+    if nice and sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

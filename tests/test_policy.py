@@ -1,0 +1,220 @@
+"""Unit tests of the pure parts: timing policy, timelines, canvas, inbox, manifest,
+playlist text and TS parsing. No encoder runs here."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from recorder_agent import RecorderConfig
+from recorder_agent.encode.canvas import Size, choose_canvas, decide_canvas, fit_rect
+from recorder_agent.output.hls import Segment, render_playlist, target_duration
+from recorder_agent.output.tsparse import pes_pts, pes_timestamps
+from recorder_agent.recording.inbox import AudioIn, Close, Drain, Inbox, Note, VideoIn
+from recorder_agent.recording.manifest import Manifest
+from recorder_agent.recording.sync import (
+    AvSync,
+    Gap,
+    Origin,
+    PlacePicture,
+    RepeatPicture,
+    Trimmed,
+    WriteSamples,
+    WriteSilence,
+)
+from recorder_agent.recording.timeline import AudioTimeline, VideoTimeline
+from recorder_agent.util import VIDEO_CLOCK, BadFrame
+
+RATE = 48_000
+FRAME_US = 33_333
+
+
+def sync(origin_us: int = 0) -> AvSync:
+    return AvSync(Origin(origin_us, origin_us), RATE, FRAME_US, 500_000, 1_000_000)
+
+
+def block(ms: int) -> list[np.ndarray]:
+    return [np.zeros((1, RATE * ms // 1000), dtype=np.float32)]
+
+
+def kinds(steps) -> list[type]:
+    return [type(s) for s in steps]
+
+
+# --- timing policy ----------------------------------------------------------------------
+
+
+def test_video_pts_follow_timestamps_and_backwards_is_refused():
+    s = sync(1_000_000)
+    assert s.video(1_000_000, "f0", 0)[-1] == PlacePicture(0, "f0", 0)
+    assert s.video(1_033_333, "f1", 1)[-1] == PlacePicture(2999, "f1", 1)
+    with pytest.raises(BadFrame) as e:
+        s.video(1_000_000, "old", 0)
+    assert e.value.reason == "timestamp_backwards"
+
+
+def test_audio_is_held_one_frame_then_written_gap_free():
+    s = sync()
+    assert s.audio(0, block(10)) == []  # held: its successor decides
+    steps = s.audio(10_000, block(10))
+    assert kinds(steps) == [WriteSamples] and steps[0].block.shape == (1, 480)
+    assert s.media_time_s == 0.01
+
+
+def test_a_late_burst_is_not_a_gap_but_a_real_pause_is_silence_and_an_event():
+    s = sync()
+    s.audio(0, block(10))
+    s.audio(10_000, block(10))
+    # 200 ms late, followed at once by the next frame: a burst, no silence
+    steps = s.audio(210_000, block(10)) + s.audio(210_100, block(10))
+    assert WriteSilence not in kinds(steps)
+    s2 = sync()
+    s2.audio(0, block(10))
+    s2.audio(10_000, block(10))
+    steps = s2.audio(1_010_000, block(10)) + s2.audio(1_020_000, block(10))
+    silence = [x for x in steps if isinstance(x, WriteSilence)]
+    assert silence and abs(silence[0].samples - RATE * 99 // 100) <= 480
+    assert any(isinstance(x, Gap) and x.kind == "audio_gap" for x in steps)
+
+
+def test_overlapping_audio_is_trimmed():
+    s = sync()
+    for t in (0, 10_000, 20_000):
+        s.audio(t, block(10))
+    s.audio(0, block(10))  # a repeat of the first 10 ms: 30 ms before the timeline
+    steps = s.audio(40_000, block(10))
+    assert kinds(steps) == [Trimmed] and steps[0].samples == 480  # all of it overlapped
+
+
+def test_silent_microphone_is_filled_behind_video_and_stopped_video_is_repeated():
+    s = sync()
+    steps = s.video(0, "f", 0)
+    for i in range(1, 31):
+        steps += s.video(i * FRAME_US, "f", 0)
+    silence = sum(x.samples for x in steps if isinstance(x, WriteSilence))
+    assert silence == pytest.approx(RATE * 0.5, abs=480)  # 1 s of video, 0.5 s fill delay
+    s.audio(1_000_000, block(10))
+    steps = []
+    for i in range(1, 300):  # 3 s of audio and no video
+        steps += s.audio(1_000_000 + i * 10_000, block(10))
+    repeats = [x.pts for x in steps if isinstance(x, RepeatPicture)]
+    assert len(repeats) == 2 and repeats[1] - repeats[0] == VIDEO_CLOCK
+    after = s.video(4_000_000, "f", 0)
+    assert any(isinstance(x, Gap) and x.kind == "video_gap" for x in after)
+
+
+def test_idle_and_finish_fill_both_streams_to_the_end():
+    s = sync()
+    s.video(0, "f", 0)
+    steps = s.idle(2_000_000)  # 2 s of wall time, no input
+    assert kinds(steps).count(RepeatPicture) == 1
+    assert sum(x.samples for x in steps if isinstance(x, WriteSilence)) == RATE * 3 // 2
+    end = s.end_instant(2_500_000)
+    assert end == 2_500_000
+    s.finish(end)
+    assert s.media_time_s == 2.5
+
+
+def test_a_file_closed_at_once_still_covers_one_frame():
+    s = sync()
+    assert s.end_instant(0) == FRAME_US
+
+
+def test_timelines():
+    tl = AudioTimeline(RATE, 0)
+    assert tl.place(0, 480, None).silence == 0
+    assert tl.silence_until(20_000) == 480
+    vt = VideoTimeline(0, 1_000_000)
+    assert vt.repeats_until(2_500_000) == [0, 90_000, 180_000]
+    assert vt.place(1_000_000) is None  # not after the last repeat
+
+
+# --- canvas -------------------------------------------------------------------------------
+
+
+def test_canvas_decision():
+    cfg = RecorderConfig()
+    assert decide_canvas(cfg, None, None) == Size(1280, 720)
+    assert decide_canvas(cfg, None, Size(640, 360)) == Size(640, 360)
+    assert decide_canvas(cfg, Size(1280, 720), Size(320, 180)) == Size(1280, 720)
+    assert decide_canvas(cfg, Size(1280, 720), Size(180, 320)) == Size(720, 1280)
+    assert decide_canvas(cfg, None, Size(3840, 2160)) == Size(1920, 1080)
+    fixed = RecorderConfig(canvas_width=640, canvas_height=480)
+    assert decide_canvas(fixed, Size(1280, 720), Size(1280, 720)) == Size(640, 480)
+    assert choose_canvas(Size(1081, 607), 1920, 1080) == Size(1080, 606)
+    assert fit_rect(Size(640, 480), Size(1280, 720)) == (Size(960, 720), 160, 0)
+    assert Size(640, 360).rotated(1) == Size(360, 640)
+
+
+# --- inbox --------------------------------------------------------------------------------
+
+
+def test_inbox_keeps_order_bounds_video_and_never_drops_control():
+    inbox = Inbox(video_max=2, audio_max=3)
+    for i in range(4):
+        inbox.put(VideoIn(i, i, 0))
+    inbox.put(Note("mute", {}))
+    inbox.put(AudioIn("a", 0))
+    inbox.put(Close("done"))
+    assert inbox.dropped == {"video": 2, "audio": 0}
+    got = [inbox.get(0) for _ in range(5)]
+    assert [type(x).__name__ for x in got] == ["VideoIn", "VideoIn", "Note", "AudioIn", "Close"]
+    assert [x.frame for x in got[:2]] == [2, 3]
+    assert inbox.get(0) is None
+
+
+def test_a_closed_inbox_answers_drains_at_once():
+    inbox = Inbox(1, 1)
+    waiting = Drain(threading.Event())
+    inbox.put(waiting)
+    inbox.close()
+    assert waiting.reached.is_set()
+    late = Drain(threading.Event())
+    inbox.put(late)
+    assert late.reached.is_set() and inbox.depth() == 0
+
+
+# --- manifest, playlist, TS ---------------------------------------------------------------
+
+
+def test_manifest_round_trip_and_event_cap(tmp_path):
+    m = Manifest(room="r", participant={"identity": "a"}, label="", file="a.ts",
+                 created_utc="x", codecs={"audio": {"sample_rate": 48000}})  # fmt: skip
+    for i in range(3):
+        m.add_event("mute", float(i), limit=2)
+    assert len(m.events) == 2 and m.events_dropped == 1
+    m.write(tmp_path / "m.json")
+    back = Manifest.read(tmp_path / "m.json")
+    assert back == m
+    (tmp_path / "other.json").write_text('{"schema": "something else"}')
+    with pytest.raises(ValueError):
+        Manifest.read(tmp_path / "other.json")
+
+
+def test_playlist_text():
+    text = render_playlist([Segment("seg-00000.ts", 4.0, 0), Segment("seg-00001.ts", 1.5, 360_000)],
+                           target_duration(4.0), 1_700_000_000.0, ended=True)  # fmt: skip
+    lines = text.splitlines()
+    assert "#EXT-X-TARGETDURATION:5" in lines and lines[-1] == "#EXT-X-ENDLIST"
+    assert "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000+00:00" in lines
+    assert "#EXTINF:1.500," in lines
+    assert "#EXT-X-ENDLIST" not in render_playlist([], 5, None, ended=False)
+
+
+def pes_packet(pts: int) -> bytes:
+    """One TS packet starting a PES with ``pts``."""
+    header = bytes([0x47, 0x41, 0x00, 0x10])
+    p = pts
+    stamp = bytes([0x21 | ((p >> 29) & 0x0E), (p >> 22) & 0xFF, 0x01 | ((p >> 14) & 0xFE),
+                   (p >> 7) & 0xFF, 0x01 | ((p << 1) & 0xFE)])  # fmt: skip
+    pes = b"\0\0\1\xe0\0\0\x80\x80\x05" + stamp
+    return (header + pes).ljust(188, b"\xff")
+
+
+def test_pes_timestamps():
+    assert pes_pts(pes_packet(123_456)[4:]) == 123_456
+    data = pes_packet(3000) + pes_packet(9000) + pes_packet(6000)
+    assert pes_timestamps(data) == (3000, 9000)
+    assert pes_timestamps(b"") == (None, None)
