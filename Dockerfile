@@ -26,4 +26,4 @@ RUN uv sync --frozen --no-dev \
 USER 10001
 ENV PATH="/app/.venv/bin:$PATH" \
     RECORDER_OUTPUT_DIR=/app/recordings
-CMD ["python", "agent.py", "start"]
+CMD ["python", "-m", "livekit.agents", "start", "agent.py"]

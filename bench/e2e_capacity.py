@@ -1,7 +1,8 @@
 """End-to-end capacity: ``tests/netns.sh python -m bench.e2e_capacity [--seconds 30]``
 (``make bench-e2e``).
 
-A local livekit-server, the worker as in production (``python agent.py start``), and
+A local livekit-server, the worker as in production
+(``python -m livekit.agents start agent.py``), and
 N publishers at 1280x720 30 fps + audio, each in a process of its own (WebRTC
 encoding in libwebrtc, as a browser would). For N = 1, 2, … it reports the frames the
 recorder received and dropped, and the CPU of the worker's process tree per
@@ -75,7 +76,7 @@ def main() -> None:
         out = Path(tmp)
         server = devserver.start(devserver.find_binary(ROOT), out / "server")
         worker = subprocess.Popen(
-            [sys.executable, "agent.py", "start"],
+            [sys.executable, "-m", "livekit.agents", "start", "agent.py"],
             cwd=ROOT,
             env=devserver.worker_env(out, RECORDER_HTTP_PORT="0", RECORDER_LOAD_THRESHOLD="2"),
             stdout=open(out / "worker.log", "wb"),  # noqa: SIM115 - the child owns it

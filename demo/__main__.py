@@ -1,8 +1,9 @@
 """`make demo`: a local livekit-server, the recorder worker, two synthetic participants.
 
-The worker runs exactly as in production (`python agent.py start`) and is dispatched
-into the room automatically. Alice (480x270) and Bob (320x240) publish a camera and a
-microphone with flash/beep sync markers for 15 s, each from a process of their own.
+The worker runs exactly as in production (`python -m livekit.agents start agent.py`, as
+`lk agent start` runs it) and is dispatched into the room automatically. Alice
+(480x270) and Bob (320x240) publish a camera and a microphone with flash/beep sync
+markers for 15 s, each from a process of their own.
 While they do, the recordings grow on disk; at the end, `inspect` reports on them.
 """
 
@@ -38,14 +39,15 @@ def main() -> int:
     server = devserver.start(devserver.find_binary(ROOT), OUT)
     worker_log = OUT / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "agent.py", "start"],
+        [sys.executable, "-m", "livekit.agents", "start", "agent.py"],
         cwd=ROOT,
         env=devserver.worker_env(OUT, RECORDER_HTTP_PORT="0", RECORDER_LOAD_THRESHOLD="2"),
         stdout=open(worker_log, "wb"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
     )
     try:
-        print(f"demo: starting the worker: python agent.py start (log: {worker_log})")
+        command = "python -m livekit.agents start agent.py"
+        print(f"demo: starting the worker: {command} (log: {worker_log})")
         wait_for(lambda: "registered worker" in worker_log.read_text(), 60, "the worker")
         print(f"demo: two participants publish for {SECONDS} s into room {ROOM!r}")
         publishers = [

@@ -105,7 +105,7 @@ def token(room: str, identity: str, kind: str = "standard", **attributes: str) -
 
 
 def worker_env(output_dir: Path, **extra: str) -> dict[str, str]:
-    """The environment of `python agent.py start` against this server."""
+    """The environment of the worker against this server."""
     env = {
         **os.environ,
         "LIVEKIT_URL": URL,

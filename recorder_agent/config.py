@@ -89,8 +89,9 @@ class RecorderConfig:
 
     # The LiveKit worker.
     participant_kinds: str = _doc(
-        "Participant kinds to record (standard, sip, ingress, agent, egress, connector, bridge).",
-        "standard,sip,ingress",
+        "Participant kinds to record (standard, sip, ingress, agent, egress, connector, "
+        "bridge). Recorders never record themselves or each other.",
+        "standard,sip,ingress,agent",
     )
     screen_share: str = _doc(
         "'separate': screen share (+ its audio) to its own file; 'off'.", "separate"
@@ -131,6 +132,7 @@ class RecorderConfig:
     upload_retry_max: float = _doc("Longest wait between upload retries (backoff).", 30.0)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "output_dir", Path(self.output_dir))  # a str is fine too
         checks = [
             (self.video_crf in range(0, 52), "video_crf must be 0..51"),
             (self.video_bitrate >= 0, "video_bitrate must be >= 0"),

@@ -1,16 +1,24 @@
-"""Room events → per-participant recordings.
+"""Room events → per-participant recordings: the plugin's public entry point.
 
 One ``RoomRecorder`` per room (one job). It turns the room's events into recordings:
 one ``ParticipantRecording`` per participant for camera and microphone, and, by
 default, another for screen share and its audio. Each subscribed track gets a small
 consumer task that moves frames from the SDK's stream into the recording.
+
+Inside your own agent it can also record the agent's own published tracks
+(``record_self``): the SDK's ``AudioStream`` reads a local track before encoding, and
+sends 10 ms of silence whenever nothing is captured (measured with livekit 1.1), so
+the agent's file runs continuously.
+
+Recorders never record each other: the standalone worker joins hidden (others do not
+see it) and carries the attribute ``recorder_agent.role=recorder``, which is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import dataclasses
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -18,17 +26,20 @@ from typing import Any
 from livekit import rtc
 
 from .config import PARTICIPANT_KINDS, RecorderConfig
+from .log import logger as log
 from .ops.metrics import COUNTERS, StatsPublisher
 from .recording import ParticipantRecording, RecordingInfo
-
-log = logging.getLogger("recorder_agent")
 
 TS = rtc.TrackSource
 _SCREEN = (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
 _STREAM_CLOSE_TIMEOUT = 2.0
+ROLE_ATTRIBUTE = "recorder_agent.role"  # set by the standalone worker on itself
+RECORDER_ROLE = "recorder"
+
+Participant = rtc.RemoteParticipant | rtc.LocalParticipant
 
 
-def kind_name(participant: rtc.RemoteParticipant) -> str:
+def kind_name(participant: Participant) -> str:
     kind = int(participant.kind)
     return PARTICIPANT_KINDS[kind] if 0 <= kind < len(PARTICIPANT_KINDS) else f"kind{kind}"
 
@@ -38,17 +49,26 @@ def source_name(source: int) -> str:
 
 
 class RoomRecorder:
-    """Records every eligible participant of one connected ``rtc.Room``.
+    """Records every eligible participant of one connected ``rtc.Room``, each into a
+    file of their own. Settings by keyword (see ``RecorderConfig``), or a whole config.
 
-    >>> recorder = RoomRecorder(ctx.room, RecorderConfig.from_env())
+    >>> recorder = RoomRecorder(ctx.room, output_dir="recordings", record_self=True)
+    >>> ctx.add_shutdown_callback(recorder.aclose)
     >>> await ctx.connect()
     >>> recorder.start()                # existing participants, then events
-    >>> await recorder.aclose("job_shutdown")
     """
 
-    def __init__(self, room: rtc.Room, config: RecorderConfig) -> None:
+    def __init__(
+        self,
+        room: rtc.Room,
+        config: RecorderConfig | None = None,
+        *,
+        record_self: bool = False,
+        **settings: object,
+    ) -> None:
         self.room = room
-        self.config = config
+        self.config = dataclasses.replace(config or RecorderConfig(), **settings)
+        self.record_self = record_self
         # (participant sid, group) → its recording; group is "" (camera/mic) or "screen"
         self._recordings: dict[tuple[str, str], ParticipantRecording] = {}
         self._track_tasks: dict[str, asyncio.Task[None]] = {}  # track sid → consumer
@@ -63,7 +83,7 @@ class RoomRecorder:
             **dict.fromkeys(COUNTERS, 0),
         }  # fmt: skip
         self._finalizing: set[ParticipantRecording] = set()
-        self._stats = StatsPublisher(config.output_dir, self.stats_rows)
+        self._stats = StatsPublisher(self.config.output_dir, self.stats_rows)
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -79,10 +99,27 @@ class RoomRecorder:
         room.on("reconnecting", lambda: self._broadcast("room_reconnecting"))
         room.on("reconnected", lambda: self._broadcast("room_reconnected"))
         room.on("disconnected", self._on_disconnected)
+        if self.record_self:
+            room.on("local_track_published", self._on_local_track_published)
+            room.on("local_track_unpublished", self._on_local_track_unpublished)
+            for pub in room.local_participant.track_publications.values():
+                if pub.track is not None:
+                    self._on_local_track_published(pub, pub.track)
         for participant in room.remote_participants.values():
             self._pick_up_tracks(participant)
         self._progress = asyncio.create_task(self._log_progress(), name="recorder-progress")
         self._stats.start()
+
+    async def wait_for_room_end(self, timeout: float) -> None:
+        """At a job's end, while the room is still connected: wait up to ``timeout`` for
+        the server's own disconnect, so that a deleted room ends its recordings as
+        ``room_closed`` even when the job's termination arrived first."""
+        if not self.room.isconnected() or not self._recordings:
+            return
+        ended = asyncio.Event()
+        self.room.once("disconnected", lambda *_: ended.set())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), timeout)
 
     async def aclose(self, reason: str = "job_shutdown") -> None:
         """Finalize every recording; safe to call more than once."""
@@ -105,6 +142,8 @@ class RoomRecorder:
     def _wanted(self, participant: rtc.RemoteParticipant) -> bool:
         if kind_name(participant) not in self.config.kinds:
             return False
+        if participant.attributes.get(ROLE_ATTRIBUTE) == RECORDER_ROLE:
+            return False
         opt_out = participant.attributes.get(self.config.opt_out_attribute)
         return opt_out != self.config.opt_out_value
 
@@ -121,8 +160,24 @@ class RoomRecorder:
     def _on_track_subscribed(
         self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
     ) -> None:
+        if not self._closed and self._wanted(participant):
+            self._attach(track, pub, participant)
+
+    def _on_local_track_published(
+        self, pub: rtc.LocalTrackPublication, track: rtc.LocalTrack
+    ) -> None:
+        if not self._closed:
+            self._attach(track, pub, self.room.local_participant)
+
+    def _on_local_track_unpublished(self, pub: rtc.LocalTrackPublication) -> None:
+        self._on_track_unsubscribed(pub.track, pub, self.room.local_participant)
+
+    def _attach(
+        self, track: rtc.Track, pub: rtc.TrackPublication, participant: Participant
+    ) -> None:
+        """Feed ``track`` into its participant's recording (started if need be)."""
         group = self._group(pub.source)
-        if self._closed or group is None or not self._wanted(participant):
+        if group is None or track is None:
             return
         key = (participant.sid, group)
         rec = self._recordings.get(key)
@@ -142,29 +197,29 @@ class RoomRecorder:
             timer.cancel()
         is_video = track.kind == rtc.TrackKind.KIND_VIDEO
         rec.add_track(
-            track.sid,
+            pub.sid,
             "video" if is_video else "audio",
             source_name(pub.source),
             pub.width if is_video else 0,
             pub.height if is_video else 0,
         )
-        self._stop_track(track.sid)
-        self._track_group[track.sid] = key
+        self._stop_track(pub.sid)
+        self._track_group[pub.sid] = key
         consume = self._consume_video if is_video else self._consume_audio
-        self._track_tasks[track.sid] = asyncio.create_task(
-            consume(track, rec), name=f"track:{track.sid}"
+        self._track_tasks[pub.sid] = asyncio.create_task(
+            consume(track, rec), name=f"track:{pub.sid}"
         )
-        log.info("recording %s %s of %s", source_name(pub.source), track.sid, participant.identity)
+        log.info("recording %s %s of %s", source_name(pub.source), pub.sid, participant.identity)
 
     def _on_track_unsubscribed(
-        self, track: rtc.Track, pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
+        self, track: rtc.Track | None, pub: rtc.TrackPublication, participant: Participant
     ) -> None:
-        key = self._track_group.get(track.sid)
-        self._stop_track(track.sid)
+        key = self._track_group.get(pub.sid)
+        self._stop_track(pub.sid)
         rec = self._recordings.get(key) if key else None
         if rec is None or key is None:
             return
-        rec.add_event("track_ended", track_sid=track.sid, source=source_name(pub.source))
+        rec.add_event("track_ended", track_sid=pub.sid, source=source_name(pub.source))
         if not any(k == key for k in self._track_group.values()):
             # Nothing feeds this recording now: close it unless a track comes back soon.
             loop = asyncio.get_running_loop()
@@ -178,7 +233,9 @@ class RoomRecorder:
             rec.add_event(what, track_sid=pub.sid, source=source_name(pub.source))
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
-        self._close_participant(participant.sid, "participant_left")
+        # A deleted room disconnects everyone: they did not leave, the room closed.
+        deleted = participant.disconnect_reason == rtc.DisconnectReason.ROOM_DELETED
+        self._close_participant(participant.sid, "room_closed" if deleted else "participant_left")
 
     def _on_attributes_changed(
         self, changed: dict[str, str], participant: rtc.RemoteParticipant
@@ -191,6 +248,8 @@ class RoomRecorder:
             self._close_participant(participant.sid, "opted_out")
 
     def _on_disconnected(self, reason: Any = None) -> None:
+        if reason == rtc.DisconnectReason.CLIENT_INITIATED:
+            return  # our own job's shutdown: aclose(reason) names it
         for key in list(self._recordings):
             self._close(key, "room_closed")
 

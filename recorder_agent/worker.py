@@ -1,24 +1,22 @@
-"""The LiveKit worker: dispatched automatically into every room, records everyone.
+"""The standalone recording worker: dispatched into every room, records everyone.
 
-``server`` is module-level so that job processes (forkserver) can import the
-entrypoint. ``run()`` is the main process: it starts the uploader and the metrics
-endpoint, which outlive job processes, then LiveKit's CLI
-(``python agent.py dev|start|connect --room R``).
+``server`` is module-level: LiveKit's runners (``lk agent dev|start``, ``python -m
+livekit.agents start agent.py``) import the entry file and take its ``AgentServer``, and
+job processes import it again for the entrypoint. Nothing here starts at import; the
+uploader, metrics and crash recovery start once, in the main process
+(services.py).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 
-from livekit.agents import AgentServer, AutoSubscribe, JobContext, WorkerPermissions, cli
+from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobRequest, WorkerPermissions
 
 from .config import RecorderConfig
-from .ops.metrics import WorkerStats, serve_metrics
-from .ops.upload import Uploader
-from .room import RoomRecorder
-
-log = logging.getLogger("recorder_agent")
+from .log import logger as log
+from .room import RECORDER_ROLE, ROLE_ATTRIBUTE, RoomRecorder
+from .services import WorkerServices
 
 config = RecorderConfig.from_env()
 
@@ -31,14 +29,21 @@ if os.environ.pop("LIVEKIT_AGENT_NAME", None):
     # An agent name turns automatic dispatch off: this worker would record nothing.
     log.warning("ignoring LIVEKIT_AGENT_NAME: the recorder is dispatched to every room")
 
-stats = WorkerStats(config)  # read in the main process only
+# A deleted room sends the job both the room's disconnect (ROOM_DELETED) and a job
+# termination. When the termination wins, the framework disconnects the room itself
+# and the room's own disconnect is lost: wait this long for it before shutting down.
+ROOM_END_WAIT = 2.0
 
+services = WorkerServices(config)
 server = AgentServer(
     shutdown_process_timeout=config.shutdown_timeout,
     drain_timeout=config.drain_timeout,
     load_threshold=config.load_threshold,
-    load_fnc=stats.load,
+    load_fnc=services.stats.load,
     port=config.http_port,
+    # Warm job processes in dev mode too (LiveKit's dev default is none): spawning one
+    # for the first room took 5.3 s under `lk agent dev`, the first 5 s of the call.
+    num_idle_processes=os.cpu_count() or 1,
     # A recorder only listens, and stays out of the participant list like Egress does.
     permissions=WorkerPermissions(
         can_publish=False,
@@ -48,28 +53,24 @@ server = AgentServer(
         hidden=True,
     ),
 )
+services.attach(server)
 
 
-@server.rtc_session()  # no agent name: automatic dispatch to every new room
+async def accept(request: JobRequest) -> None:
+    """Join marked as a recorder, so that no recorder ever records another."""
+    await request.accept(attributes={ROLE_ATTRIBUTE: RECORDER_ROLE})
+
+
+async def room_ended(ctx: JobContext) -> None:
+    """Before the framework disconnects the room: see ``ROOM_END_WAIT``."""
+    if (recorder := ctx.proc.userdata.get("recorder")) is not None:
+        await recorder.wait_for_room_end(ROOM_END_WAIT)
+
+
+@server.rtc_session(on_request=accept, on_session_end=room_ended)  # every new room
 async def record_room(ctx: JobContext) -> None:
-    recorder = RoomRecorder(ctx.room, config)
+    recorder = ctx.proc.userdata["recorder"] = RoomRecorder(ctx.room, config)
     ctx.add_shutdown_callback(recorder.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
     log.info("recording room %s into %s", ctx.room.name, config.output_dir)
     recorder.start()
-
-
-def run() -> None:
-    """The worker's main process."""
-    uploader = None
-    if config.upload_url:
-        uploader = stats.uploader = Uploader(config).start()
-        log.info("uploading recordings to %s", config.upload_url.split("?")[0])
-    if config.metrics_port:
-        serve_metrics(stats, config.metrics_port)
-    try:
-        cli.run_app(server)
-    finally:
-        if uploader is not None:
-            # What is still queued stays on disk; the next start sends it.
-            uploader.finish(timeout=config.shutdown_timeout)

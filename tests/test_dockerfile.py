@@ -55,7 +55,10 @@ def test_follows_the_agent_conventions():
     assert "uv sync --frozen --no-dev" in runs
     users = [args for word, args in steps if word == "USER"]
     assert users and users[-1] not in ("0", "root")
-    assert steps[-1] == ("CMD", '["python", "agent.py", "start"]')
+    # The runner LiveKit's CLI uses, without the deprecated `python agent.py` path.
+    assert steps[-1] == ("CMD", '["python", "-m", "livekit.agents", "start", "agent.py"]')
+    copied = " ".join(args for word, args in steps if word == "COPY")
+    assert "demo" not in copied and "tests" not in copied  # dev-only tools stay out
 
 
 def test_build_steps_replayed_in_a_fresh_venv(tmp_path):
@@ -96,8 +99,13 @@ def test_build_steps_replayed_in_a_fresh_venv(tmp_path):
     python = app / ".venv" / "bin" / "python"
     dev_only = subprocess.run([str(python), "-c", "import pytest"], capture_output=True)
     assert dev_only.returncode != 0, "dev dependencies leaked into the image"
+    # What the image's command imports: the entry file and its module-level server.
+    # (tests/e2e/test_runners.py runs the command itself against a real server.)
+    probe = (
+        "import agent, livekit.agents; assert isinstance(agent.server, livekit.agents.AgentServer)"
+    )
     out = subprocess.run(
-        [str(python), "agent.py", "--help"],
+        [str(python), "-c", probe],
         cwd=app,
         env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
         capture_output=True,
@@ -105,4 +113,4 @@ def test_build_steps_replayed_in_a_fresh_venv(tmp_path):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "start" in out.stdout and "dev" in out.stdout
+    assert not (app / "demo").exists()

@@ -104,7 +104,8 @@ def test_config_from_env():
 
 
 def inspect_cli(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "recorder_agent", "inspect", *args]
+    # the installed console script, as the README shows it
+    cmd = [str(Path(sys.executable).with_name("recorder-agent")), "inspect", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import threading
 import time
@@ -25,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RecorderConfig
+from ..log import logger as log
 from ..util import write_atomically
-
-log = logging.getLogger("recorder_agent")
 
 STATS_DIR = ".stats"
 COUNTERS = ("bytes_written", "video_frames_encoded", "frames_dropped", "errors")

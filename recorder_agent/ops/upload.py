@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import os
 import threading
 import time
@@ -29,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RecorderConfig
+from ..log import logger as log
 from ..util import write_atomically
-
-log = logging.getLogger("recorder_agent.upload")
 
 QUEUE_DIR = ".upload-queue"
 DELETABLE = ("segment", "recording")  # kinds removed locally after upload, if asked

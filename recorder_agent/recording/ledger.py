@@ -4,7 +4,6 @@ warnings, and the files it hands to the uploader. Runs on the recording's thread
 
 from __future__ import annotations
 
-import logging
 import time
 from datetime import datetime
 from pathlib import Path
@@ -12,13 +11,12 @@ from typing import Any
 
 from ..config import RecorderConfig
 from ..encode.encoders import video_settings
+from ..log import logger as log
 from ..ops.upload import UploadQueue
 from ..output import Output
 from ..util import utc_iso
 from .info import RecordingInfo, RecordingStats
 from .manifest import Manifest
-
-log = logging.getLogger("recorder_agent")
 
 
 def new_manifest(

@@ -9,7 +9,6 @@ encoders, muxer and file.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from ..encode.canvas import Size, decide_canvas
 from ..encode.encoders import start_offset
 from ..encode.frames import audio_samples, video_to_av
 from ..encode.media import MediaEncoder
+from ..log import logger as log
 from ..output import Output, open_output
 from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
 from .inbox import AudioIn, Close, Drain, Finished, Inbox, Message, Note, TrackAdded, VideoIn
@@ -41,7 +41,6 @@ from .sync import (
 if TYPE_CHECKING:
     from livekit import rtc
 
-log = logging.getLogger("recorder_agent")
 
 _IDLE_TICK = 0.1  # seconds the thread waits for input before it checks the clocks
 

@@ -17,20 +17,18 @@ kernel releases only when that process ends.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from pathlib import Path
 
 from ..config import RecorderConfig
 from ..encode.encoders import start_offset
+from ..log import logger as log
 from ..ops.upload import UploadQueue
 from ..output.hls import PLAYLIST, listed_segments, repair_playlist
 from ..output.sink import being_written
 from ..output.tsparse import TS_PACKET, pes_timestamps
 from ..util import VIDEO_CLOCK, utc_iso
 from .manifest import Manifest
-
-log = logging.getLogger("recorder_agent")
 
 _TAIL_BYTES = 4 * 1024 * 1024  # the last timestamps of a TS file are in its tail
 

@@ -1,4 +1,6 @@
-"""A real livekit-server and the real worker (`python agent.py start`), as users run them.
+"""A real livekit-server and the real worker, started as users start it: by default the
+Dockerfile's command, `python -m livekit.agents start agent.py` (what `lk agent start`
+runs); tests/e2e/test_runners.py covers the other runners.
 
 The server is the one `make test` builds (.cache/bin/livekit-server); a missing server
 fails the suite, it never skips. Run under tests/netns.sh: nothing can leave the
@@ -18,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from livekit import api, rtc
@@ -112,7 +115,18 @@ def livekit_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     devserver.stop(server.proc)  # a test may have restarted it
 
 
-def start_worker(server: Server, out: Path, **env: str) -> Worker:
+LIVEKIT_START = ["-m", "livekit.agents", "start", "agent.py"]
+
+
+def start_worker(
+    server: Server,
+    out: Path,
+    args: list[str] | None = None,
+    ready: str = "registered worker",
+    **env: str,
+) -> Worker:
+    """The worker as ``python <args>`` (default: ``LIVEKIT_START``), once it logged
+    ``ready``."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "worker.log"
     defaults = {
@@ -127,7 +141,7 @@ def start_worker(server: Server, out: Path, **env: str) -> Worker:
     full_env = devserver.worker_env(out, **{**defaults, **env})
     with open(log, "wb") as f:
         proc = subprocess.Popen(
-            [sys.executable, "agent.py", "start"],
+            [sys.executable, *(args or LIVEKIT_START)],
             cwd=ROOT,
             env=full_env,
             stdout=f,
@@ -135,7 +149,7 @@ def start_worker(server: Server, out: Path, **env: str) -> Worker:
             start_new_session=True,
         )
     worker = Worker(out, log, proc, server, env)
-    worker.wait_for(lambda: worker.logged("registered worker"), 60, "the worker to register")
+    worker.wait_for(lambda: worker.logged(ready), 60, f"the worker to log {ready!r}")
     return worker
 
 
@@ -152,8 +166,8 @@ def own_worker(livekit_server: Server, tmp_path: Path) -> Iterator[Callable[...,
     """A worker of the test's own, for tests that signal or kill it."""
     started: list[Worker] = []
 
-    def make(folder: str = "recordings", **env: str) -> Worker:
-        started.append(start_worker(livekit_server, tmp_path / folder, **env))
+    def make(folder: str = "recordings", **kw: Any) -> Worker:
+        started.append(start_worker(livekit_server, tmp_path / folder, **kw))
         return started[-1]
 
     yield make

@@ -184,20 +184,36 @@ def test_opt_out_attribute_writes_nothing(worker: Worker):
     assert manifests
 
 
-def test_agents_are_skipped_and_sip_participants_recorded(worker: Worker):
+def test_a_voice_ai_call_is_recorded_whole_and_recorders_are_skipped(worker: Worker):
+    """A SIP caller and a voice agent each get a file; egress and another recorder (an
+    agent marked recorder_agent.role=recorder) get none."""
+
+    async def other_recorder() -> None:
+        room = await join("e2e-kinds", "recorder-2", "agent", **{"recorder_agent.role": "recorder"})
+        pub = Publisher(video=False)
+        await pub.publish(room)
+        await pub.stream(4)
+        await room.disconnect()
+
     async def run() -> None:
         await room_with_agent(worker, "e2e-kinds")
         await asyncio.gather(
             publish("e2e-kinds", "phone", 4, kind="sip", video=False),
-            publish("e2e-kinds", "bot", 4, kind="agent"),
+            publish("e2e-kinds", "bot", 4, kind="agent", video=False),
+            publish("e2e-kinds", "egress", 4, kind="egress"),
+            other_recorder(),
         )
 
     asyncio.run(run())
-    [manifest] = worker.wait_finished("e2e-kinds", 1)
+    worker.wait_finished("e2e-kinds", 2)
     time.sleep(1)
-    assert [m["participant"]["identity"] for m in worker.manifests("e2e-kinds")] == ["phone"]
-    assert manifest["participant"]["kind"] == "sip"
-    check_file(worker.recordings("e2e-kinds")[0])
+    kinds = {
+        m["participant"]["identity"]: m["participant"]["kind"]
+        for m in worker.manifests("e2e-kinds")
+    }
+    assert kinds == {"phone": "sip", "bot": "agent"}
+    for path in worker.recordings("e2e-kinds"):
+        assert check_file(path) > 3
 
 
 def test_file_grows_during_the_session(worker: Worker):
@@ -243,5 +259,5 @@ def test_room_deleted_finalizes_with_room_closed(worker: Worker):
 
     asyncio.run(run())
     [manifest] = worker.wait_finished("e2e-delete", 1)
-    assert manifest["end_reason"] in ("room_closed", "participant_left")
+    assert manifest["end_reason"] == "room_closed"
     check_file(worker.recordings("e2e-delete")[0])
