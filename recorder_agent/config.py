@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "RECORDER_"
 PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector", "bridge")
@@ -25,6 +26,18 @@ def _parse_bool(raw: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError("expected true/false")
+
+
+_NOT_BLANK = ("agent_name",)  # set but empty is a mistake, not "use the default"
+
+
+def _valid_name(name: str) -> bool:
+    return name == name.strip() and name.isprintable() and len(name) <= 128
+
+
+def _http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class ConfigError(ValueError):
@@ -96,8 +109,19 @@ class RecorderConfig:
     screen_share: str = _doc(
         "'separate': screen share (+ its audio) to its own file; 'off'.", "separate"
     )
-    opt_out_attribute: str = _doc("Participant attribute that opts out of recording.", "recording")
+    agent_name: str = _doc(
+        "Empty: dispatched into every new room. A name: explicit dispatch only, started with "
+        "LiveKit's dispatch API (`lk dispatch create --agent-name NAME --room R`).",
+        "",
+    )
+    consent: str = _doc(
+        "'opt-out': everyone is recorded unless their attribute says opt_out_value; "
+        "'opt-in': only participants whose attribute says opt_in_value.",
+        "opt-out",
+    )
+    opt_out_attribute: str = _doc("Participant attribute that carries consent.", "recording")
     opt_out_value: str = _doc("Value of that attribute that means: do not record me.", "off")
+    opt_in_value: str = _doc("Value that means: record me (consent=opt-in).", "on")
     track_end_grace: float = _doc(
         "A recording whose tracks all ended waits this long for a republish.", 5.0
     )
@@ -130,6 +154,15 @@ class RecorderConfig:
         "Local MB awaiting upload above which the worker takes no new rooms.", 10240.0
     )
     upload_retry_max: float = _doc("Longest wait between upload retries (backoff).", 30.0)
+
+    # Webhooks; off when webhook_url is empty.
+    webhook_url: str = _doc(
+        "http(s) URL(s), comma-separated, that get signed JSON events of each recording "
+        "(recording_started, _finished, _failed, _uploaded), at least once.",
+        "",
+    )
+    webhook_timeout: float = _doc("Seconds a webhook receiver may take to answer.", 10.0)
+    webhook_retry_max: float = _doc("Longest wait between webhook retries (backoff).", 60.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output_dir", Path(self.output_dir))  # a str is fine too
@@ -164,10 +197,25 @@ class RecorderConfig:
                 not self.upload_url or "://" in self.upload_url,
                 "upload_url must be a URL such as s3://bucket/prefix",
             ),
+            (self.consent in ("opt-out", "opt-in"), "consent must be opt-out or opt-in"),
+            (
+                self.agent_name == "" or _valid_name(self.agent_name),
+                "agent_name must be printable, without spaces at either end",
+            ),
+            (self.webhook_timeout > 0 and self.webhook_retry_max > 0, "bad webhook timing"),
+            *[
+                (_http_url(u), f"webhook_url #{i}: not an http(s) URL with a host")  # no echo:
+                for i, u in enumerate(self.webhooks, 1)  # a URL may carry credentials
+            ],
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def webhooks(self) -> tuple[str, ...]:
+        """``webhook_url`` as a tuple of URLs."""
+        return tuple(u.strip() for u in self.webhook_url.split(",") if u.strip())
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -182,6 +230,8 @@ class RecorderConfig:
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and not raw.strip() and f.name in _NOT_BLANK:
+                raise ConfigError(f"{ENV_PREFIX}{f.name.upper()} is set but empty")
             if raw is None or raw == "":
                 continue
             try:
