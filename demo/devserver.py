@@ -98,7 +98,8 @@ def token(room: str, identity: str, kind: str = "standard", **attributes: str) -
     """A join token for this server; ``kind`` as in ``RECORDER_PARTICIPANT_KINDS``."""
     from livekit import api
 
-    grants = api.VideoGrants(room_join=True, room=room)
+    # can_update_own_metadata: a client app sets its own consent attribute
+    grants = api.VideoGrants(room_join=True, room=room, can_update_own_metadata=True)
     t = api.AccessToken(API_KEY, API_SECRET).with_identity(identity).with_grants(grants)
     t = t.with_kind(kind)
     return (t.with_attributes(attributes) if attributes else t).to_jwt()

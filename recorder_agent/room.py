@@ -29,6 +29,7 @@ from .config import PARTICIPANT_KINDS, RecorderConfig
 from .log import logger as log
 from .ops.metrics import COUNTERS, StatsPublisher
 from .recording import ParticipantRecording, RecordingInfo
+from .util import printable
 
 TS = rtc.TrackSource
 _SCREEN = (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
@@ -42,6 +43,20 @@ Participant = rtc.RemoteParticipant | rtc.LocalParticipant
 def kind_name(participant: Participant) -> str:
     kind = int(participant.kind)
     return PARTICIPANT_KINDS[kind] if 0 <= kind < len(PARTICIPANT_KINDS) else f"kind{kind}"
+
+
+def consented(config: RecorderConfig, attributes: dict[str, str]) -> bool:
+    """Whether a participant with these attributes may be recorded.
+
+    >>> consented(RecorderConfig(consent="opt-in"), {"recording": "on"})
+    True
+    >>> consented(RecorderConfig(), {"recording": "off"})
+    False
+    """
+    value = attributes.get(config.opt_out_attribute)
+    if config.consent == "opt-in":
+        return value == config.opt_in_value
+    return value != config.opt_out_value
 
 
 def source_name(source: int) -> str:
@@ -144,8 +159,7 @@ class RoomRecorder:
             return False
         if participant.attributes.get(ROLE_ATTRIBUTE) == RECORDER_ROLE:
             return False
-        opt_out = participant.attributes.get(self.config.opt_out_attribute)
-        return opt_out != self.config.opt_out_value
+        return consented(self.config, participant.attributes)
 
     def _group(self, source: int) -> str | None:
         if source in _SCREEN:
@@ -209,7 +223,12 @@ class RoomRecorder:
         self._track_tasks[pub.sid] = asyncio.create_task(
             consume(track, rec), name=f"track:{pub.sid}"
         )
-        log.info("recording %s %s of %s", source_name(pub.source), pub.sid, participant.identity)
+        log.info(
+            "recording %s %s of %s",
+            source_name(pub.source),
+            pub.sid,
+            printable(participant.identity),
+        )
 
     def _on_track_unsubscribed(
         self, track: rtc.Track | None, pub: rtc.TrackPublication, participant: Participant
@@ -240,12 +259,20 @@ class RoomRecorder:
     def _on_attributes_changed(
         self, changed: dict[str, str], participant: rtc.RemoteParticipant
     ) -> None:
-        if self.config.opt_out_attribute not in changed:
+        attribute = self.config.opt_out_attribute
+        if attribute not in changed:
             return
+        detail = {"attribute": attribute, "value": changed[attribute][:64]}
         if self._wanted(participant):
-            self._pick_up_tracks(participant)  # opted back in: a new file
+            before = set(self._recordings)
+            self._pick_up_tracks(participant)  # consent given mid-call: a new file
+            for key in set(self._recordings) - before:
+                self._recordings[key].add_event("consent_given", **detail)
         else:
-            self._close_participant(participant.sid, "opted_out")
+            for key in [k for k in self._recordings if k[0] == participant.sid]:
+                self._recordings[key].add_event("consent_withdrawn", **detail)
+            reason = "opted_out" if self.config.consent == "opt-out" else "consent_withdrawn"
+            self._close_participant(participant.sid, reason)
 
     def _on_disconnected(self, reason: Any = None) -> None:
         if reason == rtc.DisconnectReason.CLIENT_INITIATED:
@@ -333,8 +360,8 @@ class RoomRecorder:
                 last[id(rec)] = (now, s.video_frames_encoded)
                 log.info(
                     "progress %s/%s: %.1f s, %.2f MB, %.1f fps, %d dropped, queue %d",
-                    self.room.name,
-                    rec.info.stem,
+                    printable(self.room.name),
+                    rec.info.shown,
                     s.media_seconds,
                     s.bytes_written / 1e6,
                     fps,

@@ -1,5 +1,6 @@
 """What a worker runs once, in its main process, beside LiveKit's jobs: crash recovery of
-the output folder, the uploader, the metrics endpoint.
+the output folder, the uploader, the webhook sender, the metrics endpoint, and the
+answer to ``GET /recordings``.
 
 Every runner (``lk agent dev|start``, ``python -m livekit.agents start agent.py``,
 ``python agent.py start|dev|connect``) imports the entry file in the main process and
@@ -18,13 +19,16 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from typing import Any
 
+from livekit import api
 from livekit.agents import AgentServer
 
-from .config import RecorderConfig
+from .config import ConfigError, RecorderConfig
 from .log import logger as log
 from .ops.metrics import WorkerStats, serve_metrics
 from .ops.upload import Uploader
+from .ops.webhooks import WebhookSender, redact
 from .recording.recovery import recover
 
 
@@ -35,6 +39,7 @@ class WorkerServices:
         self.config = config
         self.stats = WorkerStats(config)
         self.uploader: Uploader | None = None
+        self.webhooks: WebhookSender | None = None
         self._started = False
         self._lock = threading.Lock()
 
@@ -50,6 +55,12 @@ class WorkerServices:
         if cfg.upload_url:
             self.uploader = self.stats.uploader = Uploader(cfg).start()
             log.info("uploading recordings to %s", cfg.upload_url.split("?")[0])
+        if cfg.webhooks:
+            key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+            if not key or not secret:  # run() has set them by now, whatever the runner
+                raise ConfigError("webhooks are signed with LIVEKIT_API_KEY/SECRET: set both")
+            self.webhooks = self.stats.webhooks = WebhookSender(cfg, key, secret).start()
+            log.info("webhooks to %s", ", ".join(redact(u) for u in cfg.webhooks))
         if cfg.metrics_port:
             serve_metrics(self.stats, cfg.metrics_port)
         atexit.register(self.stop)
@@ -60,11 +71,37 @@ class WorkerServices:
         server.on("worker_started", self.start)
         return self
 
+    def recordings(self, authorization: str | None) -> tuple[int, list[dict[str, Any]]]:
+        """(HTTP status, body) of ``GET /recordings``: this worker's active recordings,
+        for a bearer LiveKit access token signed with the worker's key and secret that
+        grants ``room_list``; 401 and nothing listed otherwise (the list names people)."""
+        if not _grants_room_list(authorization):
+            return 401, []
+        live, _ = self.stats.snapshot()
+        keys = ("room", "identity", "path", "state", "media_seconds", "bytes_written",
+                "fps", "frames_dropped")  # fmt: skip
+        return 200, [{k: r.get(k) for k in keys} for r in live if r["state"] == "recording"]
+
     def stop(self) -> None:
         """Let the upload queue empty for up to ``shutdown_timeout``, then stop."""
         if self.uploader is not None:
             self.uploader.finish(timeout=self.config.shutdown_timeout)
             self.uploader = None
+        if self.webhooks is not None:  # what is undelivered stays queued on disk
+            self.webhooks.stop(timeout=self.config.webhook_timeout + 1)
+            self.webhooks = None
+
+
+def _grants_room_list(authorization: str | None) -> bool:
+    token = (authorization or "").removeprefix("Bearer ").strip()
+    key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+    if not token or not key or not secret or not (authorization or "").startswith("Bearer "):
+        return False
+    try:
+        claims = api.TokenVerifier(key, secret).verify(token)
+    except Exception:  # any invalid, expired or foreign token
+        return False
+    return bool(claims.video and claims.video.room_list)
 
 
 def attach_services(server: AgentServer, config: RecorderConfig) -> WorkerServices:

@@ -26,6 +26,18 @@ class BadFrame(ValueError):
         self.reason = reason
 
 
+def printable(text: str) -> str:
+    r"""``text`` for a log line: control characters (newlines, terminal escapes) escaped,
+    everything else kept. Room names and identities come from clients.
+
+    >>> printable("eve\nINFO forged line")
+    'eve\\nINFO forged line'
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def monotonic_us() -> int:
     """The clock of LiveKit's ``VideoFrameEvent.timestamp_us`` (CLOCK_MONOTONIC)."""
     return time.monotonic_ns() // 1000

@@ -1,4 +1,5 @@
-"""The standalone recording worker: dispatched into every room, records everyone.
+"""The standalone recording worker: dispatched into every room (or, with
+``RECORDER_AGENT_NAME``, into the rooms an app asks for), records everyone.
 
 ``server`` is module-level: LiveKit's runners (``lk agent dev|start``, ``python -m
 livekit.agents start agent.py``) import the entry file and take its ``AgentServer``, and
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import os
 
+from aiohttp import web
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobRequest, WorkerPermissions
+from livekit.agents.utils.http_server import HttpServer
 
 from .config import RecorderConfig
 from .log import logger as log
 from .room import RECORDER_ROLE, ROLE_ATTRIBUTE, RoomRecorder
 from .services import WorkerServices
+from .util import printable
 
 config = RecorderConfig.from_env()
 
@@ -26,8 +30,12 @@ config = RecorderConfig.from_env()
 os.environ.setdefault("MALLOC_ARENA_MAX", "2")
 
 if os.environ.pop("LIVEKIT_AGENT_NAME", None):
-    # An agent name turns automatic dispatch off: this worker would record nothing.
-    log.warning("ignoring LIVEKIT_AGENT_NAME: the recorder is dispatched to every room")
+    # LiveKit's own variable would turn automatic dispatch off unasked; on-demand
+    # recording is RECORDER_AGENT_NAME, which says what it does.
+    log.warning(
+        "ignoring LIVEKIT_AGENT_NAME: set RECORDER_AGENT_NAME for on-demand recording "
+        "(explicit dispatch); without it the recorder is dispatched to every room"
+    )
 
 # A deleted room sends the job both the room's disconnect (ROOM_DELETED) and a job
 # termination. When the termination wins, the framework disconnects the room itself
@@ -35,7 +43,32 @@ if os.environ.pop("LIVEKIT_AGENT_NAME", None):
 ROOM_END_WAIT = 2.0
 
 services = WorkerServices(config)
-server = AgentServer(
+
+
+class RecorderServer(AgentServer):
+    """An ``AgentServer`` whose health-check HTTP server (``RECORDER_HTTP_PORT``) also
+    answers ``GET /recordings``. livekit-agents 1.8 builds that server inside ``run()``
+    and freezes its routes before any event fires; the one moment to add a route is
+    when ``run()`` stores it as ``_http_server``, which this property intercepts
+    (tested in tests/e2e/test_control.py)."""
+
+    @property
+    def _http_server(self) -> HttpServer | None:
+        return self.__dict__.get("_recorder_http_server")
+
+    @_http_server.setter
+    def _http_server(self, http: HttpServer | None) -> None:
+        if http is not None:
+            http.app.router.add_get("/recordings", _get_recordings)
+        self.__dict__["_recorder_http_server"] = http
+
+
+async def _get_recordings(request: web.Request) -> web.Response:
+    status, body = services.recordings(request.headers.get("Authorization"))
+    return web.json_response(body, status=status)
+
+
+server = RecorderServer(
     shutdown_process_timeout=config.shutdown_timeout,
     drain_timeout=config.drain_timeout,
     load_threshold=config.load_threshold,
@@ -67,10 +100,11 @@ async def room_ended(ctx: JobContext) -> None:
         await recorder.wait_for_room_end(ROOM_END_WAIT)
 
 
-@server.rtc_session(on_request=accept, on_session_end=room_ended)  # every new room
+# No agent name: automatic dispatch into every new room; a name: explicit dispatch only.
+@server.rtc_session(agent_name=config.agent_name, on_request=accept, on_session_end=room_ended)
 async def record_room(ctx: JobContext) -> None:
     recorder = ctx.proc.userdata["recorder"] = RoomRecorder(ctx.room, config)
     ctx.add_shutdown_callback(recorder.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
-    log.info("recording room %s into %s", ctx.room.name, config.output_dir)
+    log.info("recording room %s into %s", printable(ctx.room.name), config.output_dir)
     recorder.start()

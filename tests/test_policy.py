@@ -218,3 +218,51 @@ def test_pes_timestamps():
     data = pes_packet(3000) + pes_packet(9000) + pes_packet(6000)
     assert pes_timestamps(data) == (3000, 9000)
     assert pes_timestamps(b"") == (None, None)
+
+
+# --- consent, log escaping, control settings --------------------------------------------
+
+
+def test_consent_policy():
+    from recorder_agent.room import consented
+
+    out, opt_in = RecorderConfig(), RecorderConfig(consent="opt-in")
+    assert consented(out, {}) and not consented(out, {"recording": "off"})
+    assert not consented(opt_in, {}) and consented(opt_in, {"recording": "on"})
+    assert not consented(opt_in, {"recording": "yes please"})
+    custom = RecorderConfig(consent="opt-in", opt_out_attribute="rec", opt_in_value="1")
+    assert consented(custom, {"rec": "1"}) and not consented(custom, {"recording": "on"})
+
+
+def test_identities_are_escaped_for_logs():
+    from recorder_agent.util import printable
+
+    assert printable("alice") == "alice" and printable("🎥 emoji") == "🎥 emoji"
+    assert printable("eve\nINFO forged\x1b[2J") == "eve\\nINFO forged\\x1b[2J"
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"consent": "maybe"}, "consent"),
+        ({"webhook_url": "ftp://host/x"}, "webhook_url #1"),
+        ({"webhook_url": "https://ok.example/x, not a url"}, "webhook_url #2"),
+        ({"agent_name": " padded"}, "agent_name"),
+        ({"agent_name": "bell\x07"}, "agent_name"),
+    ],
+)
+def test_bad_control_settings_are_config_errors(settings, message):
+    from recorder_agent import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        RecorderConfig(**settings)
+
+
+def test_blank_agent_name_in_the_environment_is_an_error_and_secrets_are_not_echoed():
+    from recorder_agent import ConfigError
+
+    with pytest.raises(ConfigError, match="RECORDER_AGENT_NAME is set but empty"):
+        RecorderConfig.from_env({"RECORDER_AGENT_NAME": " "})
+    with pytest.raises(ConfigError) as e:
+        RecorderConfig(webhook_url="ftp://user:s3cret@host/x")
+    assert "s3cret" not in str(e.value)

@@ -58,16 +58,21 @@ class S3Server:
             self.proc = None
 
 
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
-    server = S3Server(free_port())
-    for key, value in {
+def s3_env(server: S3Server) -> dict[str, str]:
+    """What obstore (and so the worker) needs to reach ``server``."""
+    return {
         "AWS_ACCESS_KEY_ID": "test-key",
         "AWS_SECRET_ACCESS_KEY": "test-secret",
         "AWS_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": server.url,
         "AWS_ALLOW_HTTP": "true",
-    }.items():
+    }
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
+    server = S3Server(free_port())
+    for key, value in s3_env(server).items():
         monkeypatch.setenv(key, value)
     yield server
     server.stop()

@@ -20,7 +20,6 @@ from livekit import api
 
 from recorder_agent.config import RecorderConfig
 from recorder_agent.ops.webhooks import EVENTS, WebhookEvent, WebhookQueue, WebhookSender, sign
-from recorder_agent.recording.manifest import Manifest
 
 from .conftest import free_port
 
@@ -137,17 +136,12 @@ def test_signature_verifies_with_livekit_api():
 def test_events_follow_the_schema_and_arrive_signed(tmp_path, receivers, senders):
     rx = Receiver().start()
     receivers.append(rx)
-    alice = {"identity": "alice", "kind": "sip"}
-    manifest = Manifest(room="r", participant=alice, label="", file="alice.ts",
-                        created_utc="2026-01-01T00:00:00.000+00:00", codecs={})  # fmt: skip
-    manifest.end_reason = "participant_left"
-    events = [
-        WebhookEvent.from_manifest(kind, manifest, tmp_path / "r" / "alice.ts", tmp_path)
-        for kind in EVENTS
-    ]
-    uploaded = WebhookEvent.from_manifest(
-        "recording_uploaded", manifest, tmp_path / "r" / "alice.ts", tmp_path,
-        object_key="live/r/alice.ts", bytes=1234, media_seconds=5.5,
+    common = {"room": "r", "identity": "alice", "participant_kind": "sip", "path": "r/alice.ts",
+              "end_reason": "participant_left", "manifest": {"file": "alice.ts"}}  # fmt: skip
+    events = [WebhookEvent(event=kind, **common) for kind in EVENTS]
+    uploaded = WebhookEvent(
+        event="recording_uploaded", object_key="live/r/alice.ts", bytes=1234, media_seconds=5.5,
+        **common,
     )  # fmt: skip
     for e in [*events, uploaded]:
         WebhookQueue(tmp_path).enqueue(e)

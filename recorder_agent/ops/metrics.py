@@ -71,6 +71,7 @@ class WorkerStats:
         self.config = config
         self.folder = config.output_dir / STATS_DIR
         self.uploader = uploader
+        self.webhooks: Any | None = None  # the WebhookSender, when webhooks are on
         self.cores = config.capacity_cores or float(os.cpu_count() or 1)
         self._retired = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()
@@ -150,6 +151,17 @@ class WorkerStats:
             for r in active:
                 family.add_metric([r["room"], r["participant"]], r[key])
             yield family
+        if self.webhooks is not None:
+            hooks = self.webhooks
+            yield GaugeMetricFamily("recorder_webhook_backlog", "Deliveries waiting", hooks.backlog)
+            yield CounterMetricFamily(
+                "recorder_webhooks_delivered", "Webhook deliveries acknowledged",
+                value=hooks.delivered,
+            )  # fmt: skip
+            yield CounterMetricFamily(
+                "recorder_webhook_failures", "Failed webhook attempts (retried)",
+                value=hooks.failures,
+            )  # fmt: skip
         if self.uploader is not None:
             up = self.uploader
             yield GaugeMetricFamily("recorder_upload_backlog_files", "Queued", up.backlog)

@@ -30,6 +30,7 @@ from typing import Any
 from ..config import RecorderConfig
 from ..log import logger as log
 from ..util import write_atomically
+from .webhooks import WebhookEvent, WebhookQueue
 
 QUEUE_DIR = ".upload-queue"
 DELETABLE = ("segment", "recording")  # kinds removed locally after upload, if asked
@@ -46,13 +47,17 @@ class UploadQueue:
         self.output_dir = Path(output_dir)
         self.folder = self.output_dir / QUEUE_DIR
 
-    def enqueue(self, path: Path, kind: str) -> None:
-        """Ask for ``path`` (inside output_dir) to be uploaded under the same relative key."""
+    def enqueue(self, path: Path, kind: str, then: WebhookEvent | None = None) -> None:
+        """Ask for ``path`` (inside output_dir) to be uploaded under the same relative key;
+        ``then`` is a webhook event to send once the store confirmed it."""
         self.folder.mkdir(parents=True, exist_ok=True)
         key = Path(path).resolve().relative_to(self.output_dir.resolve()).as_posix()
         # Names sort in enqueue order: nanoseconds, then pid and a counter for ties.
         name = f"{time.time_ns():020d}-{os.getpid():07d}-{next(_counter):06d}.json"
-        write_atomically(self.folder / name, json.dumps({"key": key, "kind": kind}).encode())
+        item: dict[str, Any] = {"key": key, "kind": kind}
+        if then is not None:
+            item["then"] = json.loads(then.to_json())
+        write_atomically(self.folder / name, json.dumps(item).encode())
 
     def entries(self) -> list[Path]:
         try:
@@ -60,7 +65,7 @@ class UploadQueue:
         except FileNotFoundError:
             return []
 
-    def read(self) -> list[tuple[Path, dict[str, str]]]:
+    def read(self) -> list[tuple[Path, dict[str, Any]]]:
         """Every entry with its content, oldest first; unreadable entries are dropped."""
         items = []
         for entry in self.entries():
@@ -93,6 +98,7 @@ class Uploader:
     def __init__(self, config: RecorderConfig, store: Any | None = None) -> None:
         self.config = config
         self.queue = UploadQueue(config.output_dir)
+        self._webhooks = WebhookQueue(config.output_dir) if config.webhooks else None
         self.store = store if store is not None else open_store(config.upload_url)
         self.uploaded = 0  # objects
         self.uploaded_bytes = 0
@@ -157,7 +163,7 @@ class Uploader:
             self._account(self.queue.read())
         return sent
 
-    def _send(self, item: dict[str, str]) -> None:
+    def _send(self, item: dict[str, Any]) -> None:
         import obstore
 
         path = self.config.output_dir / item["key"]
@@ -177,6 +183,8 @@ class Uploader:
         self.store_ok = True
         self.uploaded += 1
         self.uploaded_bytes += size
+        if (then := item.get("then")) and self._webhooks is not None:
+            self._webhooks.enqueue(WebhookEvent(**then))  # e.g. recording_uploaded
         if self.config.upload_delete_local and item["kind"] in DELETABLE:
             path.unlink(missing_ok=True)
 

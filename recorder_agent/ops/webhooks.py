@@ -40,7 +40,6 @@ from livekit import api
 
 from ..config import RecorderConfig
 from ..log import logger as log
-from ..recording.manifest import Manifest
 from ..util import utc_iso, write_atomically
 
 QUEUE_DIR = ".webhooks"
@@ -71,26 +70,6 @@ class WebhookEvent:
     def __post_init__(self) -> None:
         if self.event not in EVENTS:
             raise ValueError(f"event must be one of {EVENTS}")
-
-    @classmethod
-    def from_manifest(
-        cls, event: str, manifest: Manifest, media: Path | None, output_dir: Path, **fields: Any
-    ) -> WebhookEvent:
-        """The event of one recording; ``fields`` (object_key, media_seconds, bytes,
-        error) complete it."""
-        path = None
-        if media is not None:
-            path = Path(media).resolve().relative_to(Path(output_dir).resolve()).as_posix()
-        return cls(
-            event=event,
-            room=manifest.room,
-            identity=manifest.participant.get("identity", ""),
-            participant_kind=manifest.participant.get("kind"),
-            path=path,
-            end_reason=manifest.end_reason,
-            manifest=dataclasses.asdict(manifest),
-            **fields,
-        )
 
     @classmethod
     def from_json(cls, body: bytes) -> WebhookEvent:

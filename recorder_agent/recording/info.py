@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
+
+from ..util import printable
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,11 @@ class RecordingInfo:
     @property
     def stem(self) -> str:
         return f"{self.identity}-{self.label}" if self.label else self.identity
+
+    @property
+    def shown(self) -> str:
+        """The stem as logs show it (control characters escaped)."""
+        return printable(self.stem)
 
 
 class RecordingState(StrEnum):
@@ -54,15 +63,62 @@ class RecordingStatus:
     """One recording's numbers at one moment, as the worker publishes them."""
 
     room: str
-    participant: str
+    participant: str  # identity and label: the file's stem
+    identity: str
+    path: str | None  # the media (file or playlist), once claimed
     state: str
     bytes_written: int
     video_frames_encoded: int  # repeats included
     frames_dropped: int
     errors: int
     media_seconds: float
+    fps: float  # real video frames per second since the previous status
     encoder_lag_seconds: float
     queue_depth: int
 
+    @classmethod
+    def of(
+        cls,
+        info: RecordingInfo,
+        state: RecordingState,
+        stats: RecordingStats,
+        path: Path | None,
+        fps: RateMeter,
+        lag_seconds: float,
+        queue_depth: int,
+    ) -> RecordingStatus:
+        return cls(
+            room=info.room,
+            participant=info.stem,
+            identity=info.identity,
+            path=None if path is None else str(path),
+            state=state.value,
+            bytes_written=stats.bytes_written,
+            video_frames_encoded=stats.video_frames_encoded + stats.video_frames_repeated,
+            frames_dropped=sum(stats.dropped.values()),
+            errors=1 if state is RecordingState.FAILED else 0,
+            media_seconds=stats.media_seconds,
+            fps=fps.rate(stats.video_frames_encoded),
+            encoder_lag_seconds=lag_seconds,
+            queue_depth=queue_depth,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class RateMeter:
+    """A counter's rate per second between two readings.
+
+    >>> meter = RateMeter(); meter.rate(0)
+    0.0
+    """
+
+    def __init__(self) -> None:
+        self._mark = (time.monotonic(), 0)
+
+    def rate(self, count: int) -> float:
+        now = time.monotonic()
+        then, before = self._mark
+        self._mark = (now, count)
+        return round((count - before) / (now - then), 1) if now > then else 0.0

@@ -1,9 +1,12 @@
 """What a recording says about itself: its manifest on disk, its counters, its
-warnings, and the files it hands to the uploader. Runs on the recording's thread.
+warnings, the files it hands to the uploader and the events it hands to the webhook
+sender (both on-disk queues, emptied by the worker's main process). Runs on the
+recording's thread.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +16,7 @@ from ..config import RecorderConfig
 from ..encode.encoders import video_settings
 from ..log import logger as log
 from ..ops.upload import UploadQueue
+from ..ops.webhooks import WebhookEvent, WebhookQueue
 from ..output import Output
 from ..util import utc_iso
 from .info import RecordingInfo, RecordingStats
@@ -69,11 +73,12 @@ class Ledger:
         self.path = output.manifest_path
         self.state = "recording"
         self._config = config
-        self._stem = info.stem
+        self._stem = info.shown
         self._stats = stats
         self._output = output
         self._queue_drops = queue_drops
         self._uploads = UploadQueue(config.output_dir) if config.upload_url else None
+        self._webhooks = WebhookQueue(config.output_dir) if config.webhooks else None
         self._bad_input_seen: dict[str, int] = {}
         self._written = 0.0
 
@@ -109,14 +114,61 @@ class Ledger:
         except OSError as e:
             self.bad_input("manifest_write_failed", str(e), None)
 
-    def announce(self, files: list[tuple[Path, str]]) -> None:
+    def webhook(self, event: str, **fields: Any) -> WebhookEvent:
+        """This recording's webhook event, as its manifest stands now."""
+        m = self.manifest
+        media = None if m.file is None else self.path.parent / m.file
+        return WebhookEvent(
+            event=event,
+            room=m.room,
+            identity=m.participant["identity"],
+            participant_kind=m.participant["kind"],
+            path=None if media is None else self._key(media),
+            end_reason=m.end_reason,
+            manifest=dataclasses.asdict(m),
+            **fields,
+        )
+
+    def notify(self, event: WebhookEvent) -> None:
+        """Queue a webhook event, if webhooks are on."""
+        if self._webhooks is not None:
+            try:
+                self._webhooks.enqueue(event)
+            except OSError as e:
+                log.error("recording %s: cannot queue webhook %s: %s", self._stem, event.event, e)
+
+    def finished(self, state: str, error: str | None, files: list[tuple[Path, str]]) -> None:
+        """The end: ``recording_finished`` (or ``_failed``), and the last files to upload;
+        ``recording_uploaded`` follows once the store confirmed them all (the final
+        manifest goes last, in a queue sent in order)."""
+        stats = self._stats
+        done = "recording_failed" if state == "failed" else "recording_finished"
+        self.notify(self.webhook(done, media_seconds=stats.media_seconds,
+                                 bytes=stats.bytes_written, error=error))  # fmt: skip
+        uploaded = None
+        if self._webhooks is not None and self.manifest.file is not None:
+            key = self._key(self.path.parent / self.manifest.file)
+            uploaded = self.webhook(
+                "recording_uploaded",
+                object_key=f"{self._config.upload_url.rstrip('/')}/{key}",
+                media_seconds=stats.media_seconds,
+                bytes=stats.bytes_written,
+            )
+        self.announce([*files, (self.path, "manifest")], then=uploaded)
+
+    def _key(self, path: Path) -> str:
+        return path.resolve().relative_to(Path(self._config.output_dir).resolve()).as_posix()
+
+    def announce(self, files: list[tuple[Path, str]], then: WebhookEvent | None = None) -> None:
         """Files complete (for now): queue them for upload, if uploading. A rewritten
-        playlist takes the manifest (live counters) along."""
+        playlist takes the manifest (live counters) along. ``then`` is sent once the
+        store confirmed the last file."""
         if self._uploads is None:
             return
-        for path, kind in files:
+        for i, (path, kind) in enumerate(files):
+            last = then if i == len(files) - 1 else None
             try:
-                self._uploads.enqueue(path, kind)
+                self._uploads.enqueue(path, kind, then=last)
                 if kind == "playlist":
                     self._uploads.enqueue(self.path, "manifest")
             except OSError as e:

@@ -24,7 +24,7 @@ from ..log import logger as log
 from ..output import Output, open_output
 from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
 from .inbox import AudioIn, Close, Drain, Finished, Inbox, Message, Note, TrackAdded, VideoIn
-from .info import RecordingInfo, RecordingState, RecordingStats, RecordingStatus
+from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
 from .ledger import Ledger, count_drop
 from .sync import (
     AvSync,
@@ -68,6 +68,7 @@ class ParticipantRecording:
         self.path: Path | None = None  # set by the thread once the file exists
         self.manifest_path: Path | None = None
         self._created = datetime.now(UTC)
+        self._fps = RateMeter()  # real video frames per second, between two status()
         self._inbox = Inbox(config.video_queue_frames, config.audio_queue_frames)
         self._done = Finished()
         # Owned by the thread from here on.
@@ -145,19 +146,10 @@ class ParticipantRecording:
 
     def status(self) -> RecordingStatus:
         """This recording's numbers now, from any thread."""
-        s = self.stats
-        return RecordingStatus(
-            room=self.info.room,
-            participant=self.info.stem,
-            state=self.state.value,
-            bytes_written=s.bytes_written,
-            video_frames_encoded=s.video_frames_encoded + s.video_frames_repeated,
-            frames_dropped=sum(s.dropped.values()),
-            errors=1 if self.state is RecordingState.FAILED else 0,
-            media_seconds=s.media_seconds,
-            encoder_lag_seconds=self.lag_seconds,
-            queue_depth=self.queue_depth,
-        )
+        return RecordingStatus.of(
+            self.info, self.state, self.stats, self.path, self._fps, self.lag_seconds,
+            self.queue_depth,
+        )  # fmt: skip
 
     def _accepting(self, lane: str) -> bool:
         if self.state is RecordingState.RECORDING:
@@ -176,7 +168,7 @@ class ParticipantRecording:
         except OSError as e:  # disk full, permissions, … (SinkError included)
             self._fail(str(e))
         except Exception as e:  # a bug: keep what is written, say so, stop this one only
-            log.exception("recording %s crashed", self.path or self.info.stem)
+            log.exception("recording %s crashed", self.path or self.info.shown)
             self._fail(f"internal error: {e!r}")
         finally:
             self._finish(reason or "error")
@@ -192,7 +184,8 @@ class ParticipantRecording:
         )
         self._ledger.write()
         self._ledger.announce([(self.manifest_path, "manifest")])
-        log.info("recording %s -> %s", self.info.stem, self.path)
+        self._ledger.notify(self._ledger.webhook("recording_started"))
+        log.info("recording %s -> %s", self.info.shown, self.path)
 
     def _loop(self) -> str:
         while True:
@@ -377,14 +370,14 @@ class ParticipantRecording:
         m.ended_utc = utc_iso(time.time())
         self._ledger.state = self.state.value
         self._ledger.write()
-        self._ledger.announce([*self._output.take_finished(), (self.manifest_path, "manifest")])
+        self._ledger.finished(self.state.value, self.error, self._output.take_finished())
         self._done.set()
-        log.info("recording %s finished (%s): %.1f s, %d bytes", self.info.stem, m.end_reason,
+        log.info("recording %s finished (%s): %.1f s, %d bytes", self.info.shown, m.end_reason,
                  self.stats.media_seconds, self.stats.bytes_written)  # fmt: skip
 
     def _fail(self, message: str) -> None:
         if self.state is not RecordingState.FAILED:
-            log.error("recording %s failed: %s", self.path or self.info.stem, message)
+            log.error("recording %s failed: %s", self.path or self.info.shown, message)
         self.state = RecordingState.FAILED
         self.error = self.error or message
         if self._ledger is not None:

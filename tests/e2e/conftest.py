@@ -226,3 +226,27 @@ async def room_with_agent(worker: Worker, name: str) -> None:
                 await delete_room(name)
             await asyncio.sleep(3)
     pytest.fail(f"no agent was dispatched to {name}\n{worker.describe()}")
+
+
+def record_and_check(
+    worker: Worker, room: str, create: bool = True, identity: str = "ada", seconds: float = 4
+) -> dict:
+    """Create ``room`` (unless the worker joins it by itself), wait for the recorder, have
+    ``identity`` publish for ``seconds`` and leave; the manifest of a decoded, valid file."""
+    from .test_worker import check_file
+
+    async def run() -> None:
+        if create:
+            await create_room(room)
+        await asyncio.to_thread(
+            worker.wait_for, lambda: worker.logged(f"recording room {room} "), 30, "dispatch"
+        )
+        r, pub = await publishing(room, identity)
+        await pub.stream(seconds)
+        await r.disconnect()
+
+    asyncio.run(run())
+    [manifest] = worker.wait_finished(room, 1)
+    [path] = worker.recordings(room)
+    assert check_file(path) > seconds - 1
+    return manifest

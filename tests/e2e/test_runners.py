@@ -21,9 +21,8 @@ import pytest
 from recorder_agent.ops.upload import open_store
 
 from ..conftest import free_port
-from ..test_upload import BUCKET, S3Server
-from .conftest import LIVEKIT_START, ROOT, Worker, create_room, delete_room, publishing
-from .test_worker import check_file
+from ..test_upload import BUCKET, S3Server, s3_env
+from .conftest import LIVEKIT_START, ROOT, create_room, delete_room, publishing, record_and_check
 
 
 def dockerfile_cmd() -> list[str]:
@@ -45,24 +44,6 @@ RUNNERS = {
         "registered worker",
     ),
 }
-
-
-def record_and_check(worker: Worker, room: str, create: bool = True) -> dict:
-    async def run() -> None:
-        if create:
-            await create_room(room)
-        await asyncio.to_thread(
-            worker.wait_for, lambda: worker.logged(f"recording room {room} "), 30, "dispatch"
-        )
-        r, pub = await publishing(room, "ada")
-        await pub.stream(4)
-        await r.disconnect()
-
-    asyncio.run(run())
-    [manifest] = worker.wait_finished(room, 1)
-    [path] = worker.recordings(room)
-    assert check_file(path) > 3
-    return manifest
 
 
 @pytest.mark.parametrize("runner", list(RUNNERS))
@@ -88,13 +69,7 @@ def test_services_run_once_in_the_main_process_under_the_livekit_runner(own_work
     s3 = S3Server(free_port())
     s3.start()
     try:
-        aws = {
-            "AWS_ACCESS_KEY_ID": "test-key",
-            "AWS_SECRET_ACCESS_KEY": "test-secret",
-            "AWS_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": s3.url,
-            "AWS_ALLOW_HTTP": "true",
-        }
+        aws = s3_env(s3)
         for key, value in aws.items():
             monkeypatch.setenv(key, value)
         metrics = free_port()
