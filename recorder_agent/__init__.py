@@ -21,17 +21,15 @@ The core, usable on its own::
     await rec.aclose("participant_left")
 
 Importing the package starts nothing: LiveKit imports it in every job process too.
+It loads livekit-agents only for the worker-side names (see plugin.py).
 """
 
-import threading
-
-from livekit.agents import Plugin
+import sys
+from typing import Any
 
 from .config import ConfigError, RecorderConfig
-from .log import logger
 from .recording import ParticipantRecording, RecordingInfo, RecordingState, RecordingStats
 from .room import RoomRecorder
-from .services import WorkerServices, attach_services
 from .version import __version__
 
 __all__ = [
@@ -48,13 +46,16 @@ __all__ = [
 ]
 
 
-class RecorderPlugin(Plugin):
-    """Registered with livekit-agents: the worker logs it, and its forkserver preloads
-    the package, so job processes start with PyAV and numpy already imported."""
+def __getattr__(name: str) -> Any:
+    """The worker-side names load livekit-agents (~80 MB) only when asked for."""
+    if name in ("attach_services", "WorkerServices"):
+        from . import services
 
-    def __init__(self) -> None:
-        super().__init__(__name__, __version__, __package__, logger)
+        return getattr(services, name)
+    raise AttributeError(f"module 'recorder_agent' has no attribute {name!r}")
 
 
-if threading.current_thread() is threading.main_thread():  # livekit-agents requires it
-    Plugin.register_plugin(RecorderPlugin())
+if "livekit.agents" in sys.modules:  # an agent's process: register at once (plugin.py)
+    from .plugin import register
+
+    register()

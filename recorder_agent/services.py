@@ -29,7 +29,10 @@ from .log import logger as log
 from .ops.metrics import WorkerStats, serve_metrics
 from .ops.upload import Uploader
 from .ops.webhooks import WebhookSender, redact
+from .plugin import register
 from .recording.recovery import recover
+
+register()  # a worker is starting in this process: the Plugin, if not yet (plugin.py)
 
 
 class WorkerServices:

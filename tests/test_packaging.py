@@ -19,10 +19,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 PROBE = """
+import sys
 import recorder_agent
-from livekit.agents import Plugin
+assert "livekit.agents" not in sys.modules  # the core alone stays light
+from livekit.agents import AgentServer, Plugin
 from recorder_agent import RecorderConfig, RoomRecorder, attach_services
-assert any(p.package == "recorder_agent" for p in Plugin.registered_plugins)
+attach_services(AgentServer(), RecorderConfig())
+assert [p.package for p in Plugin.registered_plugins].count("recorder_agent") == 1
 print(recorder_agent.__version__, recorder_agent.__file__)
 """
 

@@ -36,8 +36,6 @@ from threading import Event, Thread
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from livekit import api
-
 from ..config import RecorderConfig
 from ..log import logger as log
 from ..util import utc_iso, write_atomically
@@ -84,6 +82,8 @@ def sign(body: bytes, api_key: str, api_secret: str) -> str:
     """The ``Authorization`` value for ``body``: a LiveKit JWT whose ``sha256`` claim is
     base64(sha256(body)), sent bare as LiveKit's webhook notifier does."""
     digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    from livekit import api  # in the main process only: recordings enqueue, never sign
+
     token = api.AccessToken(api_key, api_secret).with_ttl(TOKEN_TTL).with_sha256(digest)
     return token.to_jwt()
 
