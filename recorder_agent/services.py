@@ -24,7 +24,7 @@ from typing import Any
 from livekit import api
 from livekit.agents import AgentServer
 
-from .config import ConfigError, RecorderConfig
+from .config import RecorderConfig
 from .log import logger as log
 from .ops.metrics import WorkerStats, serve_metrics
 from .ops.upload import Uploader
@@ -59,9 +59,9 @@ class WorkerServices:
             self.uploader = self.stats.uploader = Uploader(cfg).start()
             log.info("uploading recordings to %s", cfg.upload_url.split("?")[0])
         if cfg.webhooks:
-            key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
-            if not key or not secret:  # run() has set them by now, whatever the runner
-                raise ConfigError("webhooks are signed with LIVEKIT_API_KEY/SECRET: set both")
+            # run() refuses to start without a key and secret, and puts them in the
+            # environment before worker_started, whatever the runner.
+            key, secret = os.environ["LIVEKIT_API_KEY"], os.environ["LIVEKIT_API_SECRET"]
             self.webhooks = self.stats.webhooks = WebhookSender(cfg, key, secret).start()
             log.info("webhooks to %s", ", ".join(redact(u) for u in cfg.webhooks))
         if cfg.metrics_port:
@@ -96,9 +96,11 @@ class WorkerServices:
 
 
 def _grants_room_list(authorization: str | None) -> bool:
-    token = (authorization or "").removeprefix("Bearer ").strip()
+    if not authorization or not authorization.startswith("Bearer "):
+        return False
+    token = authorization.removeprefix("Bearer ").strip()
     key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
-    if not token or not key or not secret or not (authorization or "").startswith("Bearer "):
+    if not token or not key or not secret:
         return False
     try:
         claims = api.TokenVerifier(key, secret).verify(token)

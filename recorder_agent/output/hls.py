@@ -153,10 +153,12 @@ class SegmentSink:
                     self._file.write(self._held)
             finally:
                 self._held.clear()
-                self._close_segment(next_pts=None)
-                self._write_playlist(ended=True)
-                self._finished.append((self.path, "playlist"))
-                os.close(self._folder_fd)  # releases the writer lock
+                try:
+                    self._close_segment(next_pts=None)
+                    self._write_playlist(ended=True)
+                    self._finished.append((self.path, "playlist"))
+                finally:
+                    os.close(self._folder_fd)  # releases the writer lock
 
     def _packet(self, pkt: memoryview) -> None:
         pid, pusi, payload = ts_header(pkt)
