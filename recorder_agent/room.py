@@ -167,8 +167,10 @@ class RoomRecorder:
         return ""
 
     def _pick_up_tracks(self, participant: rtc.RemoteParticipant) -> None:
+        """Record the participant's subscribed tracks that are not recorded yet (an
+        attribute change must not restart a consumer that is running)."""
         for pub in participant.track_publications.values():
-            if pub.track is not None and pub.subscribed:
+            if pub.track is not None and pub.subscribed and pub.sid not in self._track_tasks:
                 self._on_track_subscribed(pub.track, pub, participant)
 
     def _on_track_subscribed(

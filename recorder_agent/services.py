@@ -28,9 +28,10 @@ from .config import RecorderConfig
 from .log import logger as log
 from .ops.metrics import WorkerStats, serve_metrics
 from .ops.upload import Uploader
-from .ops.webhooks import WebhookSender, redact
+from .ops.webhooks import WebhookSender
 from .plugin import register
 from .recording.recovery import recover
+from .util import redact
 
 register()  # a worker is starting in this process: the Plugin, if not yet (plugin.py)
 
@@ -53,11 +54,12 @@ class WorkerServices:
                 return
             self._started = True
         cfg = self.config
-        # Recordings a crash left open: closed out (and queued) before new ones start.
-        recover(cfg)
+        # Recordings a crash left open: closed out (and queued) in a thread of its own,
+        # so that the event loop (LiveKit's connection) never waits for a big folder.
+        threading.Thread(target=recover, args=(cfg,), name="recover", daemon=True).start()
         if cfg.upload_url:
             self.uploader = self.stats.uploader = Uploader(cfg).start()
-            log.info("uploading recordings to %s", cfg.upload_url.split("?")[0])
+            log.info("uploading recordings to %s", redact(cfg.upload_url))
         if cfg.webhooks:
             # run() refuses to start without a key and secret, and puts them in the
             # environment before worker_started, whatever the runner.

@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 VIDEO_CLOCK = 90_000  # MPEG-TS ticks per second
 AAC_FRAME = 1024  # samples per AAC-LC frame
@@ -36,6 +37,17 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def redact(url: str) -> str:
+    """``url`` as scheme://host[:port]/path, without userinfo, query or fragment: what
+    may be logged or sent of a URL that can carry credentials.
+
+    >>> redact("https://user:pw@hooks.example:8443/in?token=s3cret")
+    'https://hooks.example:8443/in'
+    """
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def monotonic_us() -> int:

@@ -10,11 +10,13 @@ uploader, metrics and crash recovery start once, in the main process
 
 from __future__ import annotations
 
+import math
 import os
 
 from aiohttp import web
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobRequest, WorkerPermissions
 from livekit.agents.utils.http_server import HttpServer
+from livekit.agents.utils.hw import get_cpu_monitor
 
 from .config import RecorderConfig
 from .log import logger as log
@@ -76,7 +78,7 @@ server = RecorderServer(
     port=config.http_port,
     # Warm job processes in dev mode too (LiveKit's dev default is none): spawning one
     # for the first room took 5.3 s under `lk agent dev`, the first 5 s of the call.
-    num_idle_processes=os.cpu_count() or 1,
+    num_idle_processes=math.ceil(get_cpu_monitor().cpu_count()),  # LiveKit's, cgroup-aware
     # A recorder only listens, and stays out of the participant list like Egress does.
     permissions=WorkerPermissions(
         can_publish=False,

@@ -122,3 +122,20 @@ def test_an_hls_sink_failure_closes_the_playlist_and_manifest_with_what_was_writ
     assert manifest["state"] == "failed" and manifest["segments"] == len(segments)
     assert abs(report.duration_s - sum(s for s, _ in segments)) <= 0.2
     assert inspect_file(Path(result["small"]["path"])).ok
+
+
+def test_repair_keeps_segments_already_uploaded_and_deleted_locally(tmp_path):
+    """With upload_delete_local, listed segments may be gone from disk: the repaired
+    playlist still lists them (its upload replaces the stored one)."""
+    out = tmp_path / "rec"
+    _, path = kill_while_recording(
+        out, 9.5, RECORDER_OUTPUT_FORMAT="hls", RECORDER_SEGMENT_SECONDS="4"
+    )
+    _, before = playlist(path)
+    (path.parent / before[0][1]).unlink()  # uploaded, then deleted locally
+    assert recover(RecorderConfig(output_dir=out, output_format="hls", segment_seconds=4))
+    lines, segments = playlist(path)
+    assert lines[-1] == "#EXT-X-ENDLIST"
+    assert segments[:2] == before  # kept as they were listed
+    assert [name for _, name in segments] == ["seg-00000.ts", "seg-00001.ts", "seg-00002.ts"]
+    assert manifest_of(path)["segments"] == 3

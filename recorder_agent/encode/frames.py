@@ -75,6 +75,13 @@ def video_to_av(frame: rtc.VideoFrame, max_dimension: int) -> av.VideoFrame:
     expected = sum(rows * row for rows, row in shape)
     if src.size != expected:
         raise BadFrame("bad_buffer", f"{src.size} bytes for {pix_fmt} {w}x{h}, want {expected}")
+    try:
+        return _to_av(src, shape, pix_fmt, w, h)
+    except av.FFmpegError as e:
+        raise BadFrame("bad_buffer", repr(e)) from e
+
+
+def _to_av(src: np.ndarray, shape: PlaneShape, pix_fmt: str, w: int, h: int) -> av.VideoFrame:
     if pix_fmt == "yuv420p" and w % 2 == 0 and h % 2 == 0 and src.flags.writeable:
         # Tightly packed I420 (LiveKit's default): wrap the buffer, no copy. The SDK
         # hands each received frame a bytearray of its own, which the frame now owns.

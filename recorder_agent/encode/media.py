@@ -44,7 +44,6 @@ class MediaEncoder:
     def __init__(
         self, muxer: TsMuxer, config: RecorderConfig, canvas: Size, keyframe_every: int = 0
     ) -> None:
-        self.canvas = canvas
         self._muxer = muxer
         self._video = VideoEncoder(muxer, config, canvas, keyframe_every)
         self._audio = AudioEncoder(muxer, config)

@@ -70,8 +70,11 @@ class UploadQueue:
         items = []
         for entry in self.entries():
             try:
-                items.append((entry, json.loads(entry.read_text())))
-            except (OSError, ValueError):
+                item = json.loads(entry.read_text())
+                if not isinstance(item.get("key"), str) or not isinstance(item.get("kind"), str):
+                    raise ValueError("not an upload entry")
+                items.append((entry, item))
+            except (OSError, ValueError, AttributeError):
                 log.warning("dropping unreadable upload entry %s", entry.name)
                 entry.unlink(missing_ok=True)
         return items
@@ -143,6 +146,10 @@ class Uploader:
             except UploadFailed:
                 self.failures += 1
                 delay = min(max(delay * 2, 0.5), self.config.upload_retry_max)
+            except Exception:  # a bug or the local disk: keep the thread, retry later
+                log.exception("uploader: unexpected error; retrying")
+                self.failures += 1
+                delay = self.config.upload_retry_max
 
     def drain_once(self) -> bool:
         """Send every queued entry in order; stop at the first failure (raised).
@@ -154,7 +161,7 @@ class Uploader:
         for entry, item in parsed:
             if self._stop.is_set():
                 break
-            if latest[item["key"]] is entry:
+            if latest[item["key"]] is entry or "then" in item:  # its webhook must follow
                 self._send(item)
                 sent = True
             entry.unlink(missing_ok=True)
@@ -184,7 +191,10 @@ class Uploader:
         self.uploaded += 1
         self.uploaded_bytes += size
         if (then := item.get("then")) and self._webhooks is not None:
-            self._webhooks.enqueue(WebhookEvent(**then))  # e.g. recording_uploaded
+            try:
+                self._webhooks.enqueue(WebhookEvent(**then))  # e.g. recording_uploaded
+            except (TypeError, ValueError) as e:
+                log.warning("upload: dropping a malformed webhook of %s: %s", item["key"], e)
         if self.config.upload_delete_local and item["kind"] in DELETABLE:
             path.unlink(missing_ok=True)
 

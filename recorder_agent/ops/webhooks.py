@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..config import RecorderConfig
 from ..log import logger as log
-from ..util import utc_iso, write_atomically
+from ..util import redact, utc_iso, write_atomically
 
 QUEUE_DIR = ".webhooks"
 PENDING = "pending"
@@ -86,12 +86,6 @@ def sign(body: bytes, api_key: str, api_secret: str) -> str:
 
     token = api.AccessToken(api_key, api_secret).with_ttl(TOKEN_TTL).with_sha256(digest)
     return token.to_jwt()
-
-
-def redact(url: str) -> str:
-    """``url`` as scheme://host[:port]/path, without userinfo, query or fragment."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def _entries(folder: Path) -> list[Path]:
@@ -147,10 +141,15 @@ class _Target:
     def _run(self) -> None:
         backoff = 0.0
         while not self.stop.is_set():
-            entries = _entries(self.folder)
-            if not entries:
+            try:
+                entries = _entries(self.folder)
+                delivered = not entries or self._deliver(entries[0])
+            except Exception:  # a bug or the local disk: keep the thread, retry later
+                log.exception("webhook: unexpected error; retrying")
+                entries, delivered = [], False
+            if delivered and not entries:
                 self.stop.wait(0.2)
-            elif self._deliver(entries[0]):
+            elif delivered:
                 backoff = 0.0
             else:
                 self.failures += 1

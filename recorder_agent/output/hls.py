@@ -116,7 +116,8 @@ class SegmentSink:
 
     @property
     def bytes_written(self) -> int:
-        return self._closed_bytes + (self._file.bytes_written if self._file else 0)
+        with self._lock:  # the x264 thread may be closing the open segment
+            return self._closed_bytes + (self._file.bytes_written if self._file else 0)
 
     def take_finished(self) -> list[tuple[Path, str]]:
         """Files completed since the last call, as (path, kind), oldest first."""
@@ -216,37 +217,69 @@ class SegmentSink:
         write_atomically(self.path, text.encode())
 
 
-def listed_segments(playlist: Path) -> list[str]:
-    """Names of the segments a playlist lists (none if it is unreadable)."""
+_HEAD_BYTES = 64 * TS_PACKET
+
+
+def _read_whole_packets(path: Path, limit: int | None) -> bytes:
+    with open(path, "rb") as f:
+        data = f.read() if limit is None else f.read(limit)
+    return data[: len(data) - len(data) % TS_PACKET]
+
+
+def listed_segments(playlist: Path) -> list[tuple[str, float]]:
+    """(name, seconds) of the segments a playlist lists (none if it is unreadable)."""
     try:
         lines = playlist.read_text().splitlines()
     except OSError:
         return []
-    return [line for line in lines if line and not line.startswith("#")]
+    out, seconds = [], None
+    for line in lines:
+        if line.startswith("#EXTINF:"):
+            seconds = float(line.removeprefix("#EXTINF:").split(",")[0])
+        elif line and not line.startswith("#") and seconds is not None:
+            out.append((line, seconds))
+            seconds = None
+    return out
 
 
 def repair_playlist(
     folder: Path, segment_s: float, origin_utc: float | None
 ) -> tuple[int | None, list[Path]]:
-    """End the playlist of an HLS recording that a crash left open: list every segment
-    file with media in it (the last one valid up to its last whole packet) and add
+    """End the playlist of an HLS recording that a crash left open: keep what it listed
+    (segments already uploaded and deleted locally included), add every later segment
+    file with media in it (the last one valid up to its last whole packet) and
     ``#EXT-X-ENDLIST``. Returns the last pts (90 kHz; None without media) and the
     segment files that the playlist did not list before."""
     folder = Path(folder)
-    before = set(listed_segments(folder / PLAYLIST))
+    listed = listed_segments(folder / PLAYLIST)
     segments: list[Segment] = []
-    last: int | None = None
-    for path in sorted(folder.glob(SEGMENT_GLOB)):
-        data = path.read_bytes()
-        first, end = pes_timestamps(data[: len(data) - len(data) % TS_PACKET])
+    start = 0
+    for name, seconds in listed:
+        head = folder / name
+        first = pes_timestamps(_read_whole_packets(head, _HEAD_BYTES))[0] if head.exists() else None
+        start = first if first is not None else start
+        segments.append(Segment(name, seconds, start))
+        start += round(seconds * VIDEO_CLOCK)
+    known = {name for name, _ in listed}
+    last: int | None = start if segments else None
+    added: list[Path] = []
+    paths = [p for p in sorted(folder.glob(SEGMENT_GLOB)) if p.name not in known]
+    for path in paths:
+        # A segment's first timestamp is in its head; its last matters only for the
+        # last segment (hours of recording: no need to read every byte).
+        first, end = pes_timestamps(_read_whole_packets(path, _HEAD_BYTES))
+        if path == paths[-1]:
+            end = pes_timestamps(_read_whole_packets(path, None))[1]
         if first is None or end is None:
             continue
-        if segments:
+        if added:  # an unlisted segment before this one ends where this one starts
             prev = segments[-1]
-            seconds = (first - prev.start_pts) / VIDEO_CLOCK
-            segments[-1] = Segment(prev.name, seconds, prev.start_pts)
+            segments[-1] = Segment(
+                prev.name, (first - prev.start_pts) / VIDEO_CLOCK, prev.start_pts
+            )
         segments.append(Segment(path.name, (end + _FRAME_PTS - first) / VIDEO_CLOCK, first))
+        added.append(path)
         last = end if last is None else max(last, end)
     text = render_playlist(segments, target_duration(segment_s), origin_utc, ended=True)
     write_atomically(folder / PLAYLIST, text.encode())
-    return last, [folder / s.name for s in segments if s.name not in before]
+    return last, added

@@ -74,7 +74,11 @@ class FileSink:
         self._fsync_interval = fsync_interval
         # No O_CREAT/O_TRUNC: the file was claimed by naming.claim_recording_path.
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND)
-        hold_writer_lock(self._fd)
+        try:
+            hold_writer_lock(self._fd)
+        except OSError:
+            os.close(self._fd)
+            raise
         self._lock = threading.Lock()
         self._pending = bytearray()
         self._last_fsync = time.monotonic()

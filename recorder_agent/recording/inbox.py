@@ -9,6 +9,7 @@ lane; control messages are never dropped. Messages are taken in push order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -160,7 +161,8 @@ class Finished:
             self._event.set()
             waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
-            loop.call_soon_threadsafe(_resolve, fut)
+            with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
+                loop.call_soon_threadsafe(_resolve, fut)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._event.wait(timeout)

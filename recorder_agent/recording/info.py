@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,22 @@ class RecordingStats:
     media_seconds: float = 0.0
     bytes_written: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    # The producer (event loop) and the recording's thread both count drops.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count_drop(self, reason: str, n: int | None = None) -> None:
+        """One more ``reason`` (or set it to ``n``), from any thread."""
+        with self._lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + 1 if n is None else n
+
+    def drops(self) -> int:
+        with self._lock:
+            return sum(self.dropped.values())
 
     def snapshot(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["dropped"] = dict(self.dropped)
+        with self._lock:
+            out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            out["dropped"] = dict(self.dropped)
         return out
 
 
@@ -95,7 +108,7 @@ class RecordingStatus:
             state=state.value,
             bytes_written=stats.bytes_written,
             video_frames_encoded=stats.video_frames_encoded + stats.video_frames_repeated,
-            frames_dropped=sum(stats.dropped.values()),
+            frames_dropped=stats.drops(),
             errors=1 if state is RecordingState.FAILED else 0,
             media_seconds=stats.media_seconds,
             fps=fps.rate(stats.video_frames_encoded),

@@ -18,7 +18,7 @@ from ..log import logger as log
 from ..ops.upload import UploadQueue
 from ..ops.webhooks import WebhookEvent, WebhookQueue
 from ..output import Output
-from ..util import utc_iso
+from ..util import redact, utc_iso
 from .info import RecordingInfo, RecordingStats
 from .manifest import Manifest
 
@@ -89,7 +89,7 @@ class Ledger:
 
     def bad_input(self, reason: str, detail: str, media_time_s: float | None) -> None:
         """Count a dropped or repaired input; log it at 1, 10, 100, … occurrences."""
-        count_drop(self._stats, reason)
+        self._stats.count_drop(reason)
         n = self._bad_input_seen[reason] = self._bad_input_seen.get(reason, 0) + 1
         if str(n).rstrip("0") == "1":
             log.warning("recording %s: %s (%d so far): %s", self._stem, reason, n, detail)
@@ -104,7 +104,7 @@ class Ledger:
         stats = self._stats
         for lane, n in self._queue_drops.items():
             if n:
-                stats.dropped[f"{lane}_queue_full"] = n
+                stats.count_drop(f"{lane}_queue_full", n)
         stats.bytes_written = self._output.bytes_written
         self.manifest.counters = stats.snapshot()
         self.manifest.state = self.state
@@ -129,13 +129,13 @@ class Ledger:
             **fields,
         )
 
-    def notify(self, event: WebhookEvent) -> None:
-        """Queue a webhook event, if webhooks are on."""
+    def notify(self, event: str, **fields: Any) -> None:
+        """Queue a webhook event of this recording, if webhooks are on."""
         if self._webhooks is not None:
             try:
-                self._webhooks.enqueue(event)
+                self._webhooks.enqueue(self.webhook(event, **fields))
             except OSError as e:
-                log.error("recording %s: cannot queue webhook %s: %s", self._stem, event.event, e)
+                log.error("recording %s: cannot queue webhook %s: %s", self._stem, event, e)
 
     def finished(self, state: str, error: str | None, files: list[tuple[Path, str]]) -> None:
         """The end: ``recording_finished`` (or ``_failed``), and the last files to upload;
@@ -143,14 +143,13 @@ class Ledger:
         manifest goes last, in a queue sent in order)."""
         stats = self._stats
         done = "recording_failed" if state == "failed" else "recording_finished"
-        self.notify(self.webhook(done, media_seconds=stats.media_seconds,
-                                 bytes=stats.bytes_written, error=error))  # fmt: skip
+        self.notify(done, media_seconds=stats.media_seconds, bytes=stats.bytes_written, error=error)
         uploaded = None
-        if self._webhooks is not None and self.manifest.file is not None:
+        if self._webhooks and self._uploads and self.manifest.file is not None:
             key = self._key(self.path.parent / self.manifest.file)
             uploaded = self.webhook(
                 "recording_uploaded",
-                object_key=f"{self._config.upload_url.rstrip('/')}/{key}",
+                object_key=f"{redact(self._config.upload_url).rstrip('/')}/{key}",
                 media_seconds=stats.media_seconds,
                 bytes=stats.bytes_written,
             )
@@ -174,7 +173,3 @@ class Ledger:
             except OSError as e:
                 log.error("recording %s: cannot queue %s for upload: %s", self._stem,
                           path.name, e)  # fmt: skip
-
-
-def count_drop(stats: RecordingStats, reason: str) -> None:
-    stats.dropped[reason] = stats.dropped.get(reason, 0) + 1

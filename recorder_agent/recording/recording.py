@@ -9,6 +9,7 @@ encoders, muxer and file.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from ..output import Output, open_output
 from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
 from .inbox import AudioIn, Close, Drain, Finished, Inbox, Message, Note, TrackAdded, VideoIn
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
-from .ledger import Ledger, count_drop
+from .ledger import Ledger
 from .sync import (
     AvSync,
     Gap,
@@ -154,7 +155,7 @@ class ParticipantRecording:
     def _accepting(self, lane: str) -> bool:
         if self.state is RecordingState.RECORDING:
             return True
-        count_drop(self.stats, f"{lane}_after_{self.state.value}")
+        self.stats.count_drop(f"{lane}_after_{self.state.value}")
         return False
 
     # ----- the thread -------------------------------------------------------------------
@@ -163,18 +164,21 @@ class ParticipantRecording:
         lower_thread_priority(self.config.encoder_nice)
         reason: str | None = None
         try:
-            self._start()
-            reason = self._loop()
-        except OSError as e:  # disk full, permissions, … (SinkError included)
-            self._fail(str(e))
-        except Exception as e:  # a bug: keep what is written, say so, stop this one only
-            log.exception("recording %s crashed", self.path or self.info.shown)
-            self._fail(f"internal error: {e!r}")
-        finally:
-            self._finish(reason or "error")
-        if reason is None:
-            self._discard_until_close()
-        self._inbox.close()
+            try:
+                self._start()
+                reason = self._loop()
+            except OSError as e:  # disk full, permissions, … (SinkError included)
+                self._fail(str(e))
+            except Exception as e:  # a bug: keep what is written, say so, stop this one only
+                log.exception("recording %s crashed", self.path or self.info.shown)
+                self._fail(f"internal error: {e!r}")
+            finally:
+                self._finish(reason or "error")
+            if reason is None:
+                self._discard_until_close()
+        finally:  # whatever happened: nobody waits for this recording for ever
+            self._done.set()
+            self._inbox.close()
 
     def _start(self) -> None:
         self._output = open_output(self.config, self.info.room, self.info.stem, self._created)
@@ -184,7 +188,7 @@ class ParticipantRecording:
         )
         self._ledger.write()
         self._ledger.announce([(self.manifest_path, "manifest")])
-        self._ledger.notify(self._ledger.webhook("recording_started"))
+        self._ledger.notify("recording_started")
         log.info("recording %s -> %s", self.info.shown, self.path)
 
     def _loop(self) -> str:
@@ -194,8 +198,9 @@ class ParticipantRecording:
                 if self._dispatch(item):
                     assert isinstance(item, Close)
                     return item.reason
-            except BadFrame as e:
-                self._bad_input(e.reason, str(e))
+            except ValueError as e:  # BadFrame, or a frame numpy or FFmpeg refused
+                detail = str(e) if isinstance(e, BadFrame) else repr(e)
+                self._bad_input(getattr(e, "reason", "encode_error"), detail)
             self._housekeeping()
 
     def _dispatch(self, item: Message | None) -> bool:
@@ -293,27 +298,33 @@ class ParticipantRecording:
 
     def _apply(self, steps: list[Step]) -> None:
         """Carry out the timing policy's steps, in order."""
-        media, stats = self._media, self.stats
         for step in steps:
-            match step:
-                case PlacePicture(pts, frame, rotation):
-                    media.picture(frame, rotation, pts)
-                    stats.video_frames_encoded += 1
-                case RepeatPicture(pts):
-                    media.repeat(pts)
-                    stats.video_frames_repeated += 1
-                case WriteSamples(block):
-                    media.audio(block)
-                    stats.audio_seconds += block.shape[1] / media.rate
-                case WriteSilence(count):
-                    media.silence(count)
-                    stats.silence_seconds += count / media.rate
-                case Gap(kind, start_s, duration_s):
-                    self._event(kind, start_s=start_s, duration_s=duration_s)
-                case Trimmed(samples):
-                    self._bad_input("audio_overlap_trimmed", f"{samples} samples")
-        stats.media_seconds = self._sync.media_time_s
-        stats.bytes_written = self._output.bytes_written
+            try:  # one refused step must not drop the rest: the timeline has moved on
+                self._apply_one(step)
+            except BadFrame as e:
+                self._bad_input(e.reason, str(e))
+        self.stats.media_seconds = self._sync.media_time_s
+        self.stats.bytes_written = self._output.bytes_written
+
+    def _apply_one(self, step: Step) -> None:
+        media, stats = self._media, self.stats
+        match step:
+            case PlacePicture(pts, frame, rotation):
+                media.picture(frame, rotation, pts)
+                stats.video_frames_encoded += 1
+            case RepeatPicture(pts):
+                media.repeat(pts)
+                stats.video_frames_repeated += 1
+            case WriteSamples(block):
+                media.audio(block)
+                stats.audio_seconds += block.shape[1] / media.rate
+            case WriteSilence(count):
+                media.silence(count)
+                stats.silence_seconds += count / media.rate
+            case Gap(kind, start_s, duration_s):
+                self._event(kind, start_s=start_s, duration_s=duration_s)
+            case Trimmed(samples):
+                self._bad_input("audio_overlap_trimmed", f"{samples} samples")
 
     # --- bookkeeping --------------------------------------------------------------------
 
@@ -327,7 +338,7 @@ class ParticipantRecording:
 
     def _bad_input(self, reason: str, detail: str) -> None:
         if self._ledger is None:
-            count_drop(self.stats, reason)
+            self.stats.count_drop(reason)
         else:
             self._ledger.bad_input(reason, detail, self._media_time_s())
 
@@ -343,8 +354,10 @@ class ParticipantRecording:
 
     def _finish(self, reason: str) -> None:
         """Flush encoders and muxer, close the files, write the final manifest."""
-        if self._output is None or self._ledger is None:
-            self._done.set()
+        if self._ledger is None:  # failed while opening: nothing to finalize
+            if self._output is not None:
+                with contextlib.suppress(OSError, BadFrame):
+                    self._output.close()
             return
         try:
             if self._media is not None and self.state is RecordingState.RECORDING:
@@ -354,13 +367,18 @@ class ParticipantRecording:
         finally:
             if self._media is not None:
                 self._media.stop()  # after a failure: the thread must not outlive us
+        m = self._ledger.manifest
+        if self.state is RecordingState.RECORDING:
+            self.state = RecordingState.FINISHED
+        # Final before the writer lock goes with the close, so that a worker starting on
+        # this disk never takes a recording that ends normally for a crashed one.
+        m.end_reason = reason if self.error is None else f"error: {self.error}"
+        self._ledger.state = self.state.value
+        self._ledger.write()
         try:
             self._output.close()
         except (OSError, BadFrame) as e:
             self._fail(f"close failed: {e}")
-        if self.state is RecordingState.RECORDING:
-            self.state = RecordingState.FINISHED
-        m = self._ledger.manifest
         if self._output.bytes_written == 0:
             self._output.discard()  # no media ever arrived: no empty .ts or HLS folder
             m.file = None

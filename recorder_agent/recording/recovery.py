@@ -61,16 +61,16 @@ def recover(config: RecorderConfig) -> list[Path]:
             continue
         try:
             files = _close_out(config, path, manifest, media)
-        except OSError as e:
-            log.error("cannot repair interrupted recording %s: %s", path, e)
+            if config.upload_url:
+                uploads = UploadQueue(config.output_dir)
+                for file, kind in [*files, (path, "manifest")]:
+                    uploads.enqueue(file, kind)
+        except Exception as e:  # one odd folder must not stop the others, or the worker
+            log.error("cannot repair interrupted recording %s: %r", path, e)
             continue
         repaired.append(path)
         log.warning("repaired interrupted recording %s (%.1f s of media)", path,
                     manifest.counters.get("media_seconds", 0.0))  # fmt: skip
-        if config.upload_url:
-            uploads = UploadQueue(config.output_dir)
-            for file, kind in [*files, (path, "manifest")]:
-                uploads.enqueue(file, kind)
     return repaired
 
 
