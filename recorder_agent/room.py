@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -29,6 +28,7 @@ from .config import PARTICIPANT_KINDS, RecorderConfig
 from .log import logger as log
 from .ops.metrics import COUNTERS, StatsPublisher
 from .recording import ParticipantRecording, RecordingInfo
+from .recording.info import RateMeter
 from .util import printable
 
 TS = rtc.TrackSource
@@ -89,6 +89,7 @@ class RoomRecorder:
         self._track_tasks: dict[str, asyncio.Task[None]] = {}  # track sid → consumer
         self._track_group: dict[str, tuple[str, str]] = {}  # track sid → recording key
         self._grace: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._progress_meters: dict[tuple[str, str], RateMeter] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Task[None] | None = None
         self._closed = False
@@ -198,6 +199,7 @@ class RoomRecorder:
         key = (participant.sid, group)
         rec = self._recordings.get(key)
         if rec is None:
+            self._progress_meters[key] = RateMeter()
             rec = self._recordings[key] = ParticipantRecording(
                 self.config,
                 RecordingInfo(
@@ -328,6 +330,7 @@ class RoomRecorder:
     def _close(self, key: tuple[str, str], reason: str) -> None:
         """Stop feeding a recording and finalize it in the background."""
         rec = self._recordings.pop(key, None)
+        self._progress_meters.pop(key, None)
         if timer := self._grace.pop(key, None):
             timer.cancel()
         if rec is None:
@@ -351,15 +354,13 @@ class RoomRecorder:
 
     async def _log_progress(self) -> None:
         """One line per recording every few seconds: the progress bar of a server."""
-        last: dict[int, tuple[float, int]] = {}
         while True:
             await asyncio.sleep(self.config.progress_interval)
-            now = time.monotonic()
-            for rec in list(self._recordings.values()):
+            for key, rec in list(self._recordings.items()):
                 s = rec.stats
-                t0, frames0 = last.get(id(rec), (now, s.video_frames_encoded))
-                fps = (s.video_frames_encoded - frames0) / (now - t0) if now > t0 else 0.0
-                last[id(rec)] = (now, s.video_frames_encoded)
+                # From the recording's start: the first line shows the real rate too.
+                meter = self._progress_meters.setdefault(key, RateMeter())
+                fps = meter.rate(s.video_frames_encoded)
                 log.info(
                     "progress %s/%s: %.1f s, %.2f MB, %.1f fps, %d dropped, queue %d",
                     printable(self.room.name),
@@ -367,6 +368,6 @@ class RoomRecorder:
                     s.media_seconds,
                     s.bytes_written / 1e6,
                     fps,
-                    sum(s.dropped.values()),
+                    s.drops(),
                     rec.queue_depth,
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -231,8 +232,12 @@ def test_file_grows_during_the_session(worker: Worker):
     asyncio.run(run())
     grown = sizes[1:]
     assert all(b > a for a, b in itertools.pairwise(grown)), sizes
-    # The worker's progress line for this recording (every 2 s in the tests).
-    assert worker.logged("progress e2e-grow/ivan: "), worker.describe()
+    # The worker's progress lines for this recording (every 2 s in the tests): once a
+    # second of media is in, each shows video flowing, the first line included.
+    lines = re.findall(r"progress e2e-grow/ivan: ([\d.]+) s, [\d.]+ MB, ([\d.]+) fps",
+                       worker.log.read_text())  # fmt: skip
+    assert lines, worker.describe()
+    assert all(float(fps) > 5 for media, fps in lines if float(media) >= 1), lines
 
 
 def test_three_rooms_at_once(worker: Worker):
