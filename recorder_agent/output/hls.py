@@ -103,6 +103,7 @@ class SegmentSink:
         self._lock = threading.Lock()  # the open segment and the finished list
         self._pending = bytearray()
         self._held = bytearray()  # table packets waiting to see what follows them
+        self._out = bytearray()  # packets of this write() for the open segment
         self._pmt_pids: set[int] = set()
         self._file: FileSink | None = None
         self._seq = 0
@@ -138,7 +139,15 @@ class SegmentSink:
             finally:
                 view.release()
             del self._pending[:whole]
+            self._flush_out()
         return len(data)
+
+    def _flush_out(self) -> None:
+        """Hand the open segment what this write brought, in one write: a failed write
+        then takes the whole frame back, never part of it (sink.py)."""
+        if self._out and self._file is not None:
+            out, self._out = bytes(self._out), bytearray()
+            self._file.write(out)
 
     def maybe_fsync(self, force: bool = False) -> None:
         with self._lock:
@@ -147,7 +156,7 @@ class SegmentSink:
 
     def close(self) -> None:
         """Close the last segment and end the playlist, listing what was written (after
-        a write error too: the open segment is valid up to its last whole packet)."""
+        a write error too: the open segment is valid up to its last whole frame)."""
         with self._lock:
             try:
                 if self._held and self._file is not None and self._file.error is None:
@@ -181,11 +190,9 @@ class SegmentSink:
                 self._last_pts = pts
         if self._file is None:
             self._open_segment()
-        assert self._file is not None
-        if self._held:
-            self._file.write(self._held)
-            self._held.clear()
-        self._file.write(pkt)
+        self._out += self._held
+        self._held.clear()
+        self._out += pkt
 
     def _open_segment(self) -> None:
         path = self.folder / f"seg-{self._seq:05d}.ts"
@@ -196,7 +203,16 @@ class SegmentSink:
     def _close_segment(self, next_pts: int | None) -> None:
         if self._file is None:
             return
-        file, self._file = self._file, None
+        file = self._file
+        try:
+            if file.error is None:
+                self._flush_out()
+        finally:
+            self._file = None
+            self._out.clear()
+            self._close_file(file, next_pts)
+
+    def _close_file(self, file: FileSink, next_pts: int | None) -> None:
         try:
             file.close()
         finally:

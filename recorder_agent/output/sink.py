@@ -137,11 +137,11 @@ class FileSink:
                 self.bytes_written += n
                 self._dirty = True
         except OSError as e:
-            # A short write before the error would leave half a TS packet: cut it off.
-            committed = start + (self.bytes_written - start) // TS_PACKET * TS_PACKET
+            # A write is all or nothing: a short write before the error would leave part
+            # of a frame (a player's decode error), so the file goes back to before it.
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, committed)
-                self.bytes_written = committed
+                os.ftruncate(self._fd, start)
+                self.bytes_written = start
             self._fail(e)
 
     def _fail(self, e: OSError) -> None:
