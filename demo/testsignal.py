@@ -7,6 +7,7 @@ Used by ``make demo``, the benchmarks and the tests.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ DARK, FLASH = 40, 235  # luma of normal and flash frames
 RED_YUV = (81, 90, 240)  # BT.601 limited-range red
 RATE = 48_000
 AUDIO_FRAME = 480  # 10 ms, what LiveKit's AudioStream delivers
+AUDIO_LEAD_MS = 100  # how far ahead of video a Publisher queues its audio
 
 
 def now_us() -> int:
@@ -173,9 +175,11 @@ class Publisher(MarkedSignal):
 
     async def publish(self, room: rtc.Room, screen: bool = False) -> None:
         self._video_src = rtc.VideoSource(self.width, self.height)
-        # A short queue: when the audio pump lags, capture blocks and holds video back
-        # with it, so audio and video leave together and the markers stay aligned.
-        self._audio_src = rtc.AudioSource(RATE, 1, queue_size_ms=20)
+        # Audio goes AUDIO_LEAD ahead into a queue twice that size, which the SDK drains
+        # at 10 ms a tick: a publisher that stalls (a busy machine) never runs it dry,
+        # so audio never falls behind video for good, and media time t of both streams
+        # leaves at the same instant.
+        self._audio_src = rtc.AudioSource(RATE, 1, queue_size_ms=2 * AUDIO_LEAD_MS)
         v_source, a_source = (
             (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
             if screen
@@ -193,9 +197,19 @@ class Publisher(MarkedSignal):
         self.t0 = time.monotonic() - self.position
 
     async def stream(self, until: float) -> None:
-        for t, frame in self.frames(until):
-            await asyncio.sleep(max(0.0, self.t0 + t - time.monotonic()))
-            if isinstance(frame, rtc.VideoFrame):
-                self._video_src.capture_frame(frame)
-            else:
-                await self._audio_src.capture_frame(frame)
+        lead = AUDIO_LEAD_MS / 1000
+        pending: list[tuple[float, int, rtc.VideoFrame | rtc.AudioFrame]] = []
+        for seq, (t, frame) in enumerate(self.frames(until)):
+            at = t - lead if isinstance(frame, rtc.AudioFrame) else t
+            heapq.heappush(pending, (at, seq, frame))
+            while pending and pending[0][0] <= t - lead:  # no later frame goes sooner
+                await self._send(*heapq.heappop(pending))
+        while pending:
+            await self._send(*heapq.heappop(pending))
+
+    async def _send(self, at: float, _seq: int, frame: rtc.VideoFrame | rtc.AudioFrame) -> None:
+        await asyncio.sleep(max(0.0, self.t0 + at - time.monotonic()))
+        if isinstance(frame, rtc.VideoFrame):
+            self._video_src.capture_frame(frame)
+        else:
+            await self._audio_src.capture_frame(frame)

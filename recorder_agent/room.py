@@ -26,14 +26,15 @@ from livekit import rtc
 
 from .config import PARTICIPANT_KINDS, RecorderConfig
 from .log import logger as log
+from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
+from .receive import FIRST_STATS_S, STATS_INTERVAL_S, DelayProbe, consume_audio, consume_video
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
 from .util import printable
 
 TS = rtc.TrackSource
 _SCREEN = (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
-_STREAM_CLOSE_TIMEOUT = 2.0
 ROLE_ATTRIBUTE = "recorder_agent.role"  # set by the standalone worker on itself
 RECORDER_ROLE = "recorder"
 
@@ -88,10 +89,13 @@ class RoomRecorder:
         self._recordings: dict[tuple[str, str], ParticipantRecording] = {}
         self._track_tasks: dict[str, asyncio.Task[None]] = {}  # track sid → consumer
         self._track_group: dict[str, tuple[str, str]] = {}  # track sid → recording key
+        self._tracks: dict[str, rtc.Track] = {}  # track sid → the track being consumed
+        self._probes: dict[tuple[str, str], DelayProbe] = {}
         self._grace: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._progress_meters: dict[tuple[str, str], RateMeter] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Task[None] | None = None
+        self._delays: asyncio.Task[None] | None = None
         self._closed = False
         # Counters of this room's finished recordings, for the worker's totals.
         self._retired: dict[str, Any] = {
@@ -105,6 +109,7 @@ class RoomRecorder:
 
     def start(self) -> None:
         """Hook the room's events, pick up who is already there, start progress logs."""
+        quiet_sdk_teardown()
         room = self.room
         room.on("track_subscribed", self._on_track_subscribed)
         room.on("track_unsubscribed", self._on_track_unsubscribed)
@@ -124,6 +129,7 @@ class RoomRecorder:
         for participant in room.remote_participants.values():
             self._pick_up_tracks(participant)
         self._progress = asyncio.create_task(self._log_progress(), name="recorder-progress")
+        self._delays = asyncio.create_task(self._read_delays(), name="recorder-delays")
         self._stats.start()
 
     async def wait_for_room_end(self, timeout: float) -> None:
@@ -140,8 +146,9 @@ class RoomRecorder:
     async def aclose(self, reason: str = "job_shutdown") -> None:
         """Finalize every recording; safe to call more than once."""
         self._closed = True
-        if self._progress is not None:
-            self._progress.cancel()
+        for task in (self._progress, self._delays):
+            if task is not None:
+                task.cancel()
         for key in list(self._recordings):
             self._close(key, reason)
         if self._closing:
@@ -223,10 +230,14 @@ class RoomRecorder:
         )
         self._stop_track(pub.sid)
         self._track_group[pub.sid] = key
-        consume = self._consume_video if is_video else self._consume_audio
-        self._track_tasks[pub.sid] = asyncio.create_task(
-            consume(track, rec), name=f"track:{pub.sid}"
+        self._tracks[pub.sid] = track
+        cfg = self.config
+        consume = (
+            consume_video(track, rec)
+            if is_video
+            else consume_audio(track, rec, cfg.audio_sample_rate, cfg.audio_channels)
         )
+        self._track_tasks[pub.sid] = asyncio.create_task(consume, name=f"track:{pub.sid}")
         log.info(
             "recording %s %s of %s",
             source_name(pub.source),
@@ -290,36 +301,9 @@ class RoomRecorder:
 
     # ----- tracks and recordings ----------------------------------------------------------
 
-    async def _consume_video(self, track: rtc.Track, rec: ParticipantRecording) -> None:
-        stream = rtc.VideoStream(track, capacity=self.config.video_queue_frames)
-        try:
-            async for ev in stream:
-                rec.push_video(ev.frame, ev.timestamp_us, ev.rotation)
-        finally:
-            await self._close_stream(stream)
-
-    async def _consume_audio(self, track: rtc.Track, rec: ParticipantRecording) -> None:
-        stream = rtc.AudioStream(
-            track,
-            capacity=self.config.audio_queue_frames,
-            sample_rate=self.config.audio_sample_rate,
-            num_channels=self.config.audio_channels,
-        )
-        try:
-            async for ev in stream:
-                rec.push_audio(ev.frame)
-        finally:
-            await self._close_stream(stream)
-
-    @staticmethod
-    async def _close_stream(stream: rtc.VideoStream | rtc.AudioStream) -> None:
-        # A consumer waiting in `async for` is never woken by aclose (livekit 1.1.x):
-        # we get here by cancelling the consumer, and bound the wait for the SDK.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(stream.aclose(), _STREAM_CLOSE_TIMEOUT)
-
     def _stop_track(self, track_sid: str) -> None:
         self._track_group.pop(track_sid, None)
+        self._tracks.pop(track_sid, None)
         if task := self._track_tasks.pop(track_sid, None):
             task.cancel()
 
@@ -331,6 +315,7 @@ class RoomRecorder:
         """Stop feeding a recording and finalize it in the background."""
         rec = self._recordings.pop(key, None)
         self._progress_meters.pop(key, None)
+        self._probes.pop(key, None)
         if timer := self._grace.pop(key, None):
             timer.cancel()
         if rec is None:
@@ -351,6 +336,21 @@ class RoomRecorder:
         task = asyncio.create_task(coro)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    async def _read_delays(self) -> None:
+        """Each recording's receive delays, from its tracks' stats (see receive.py)."""
+        await asyncio.sleep(FIRST_STATS_S)
+        while True:
+            for key, rec in list(self._recordings.items()):
+                by_kind: dict[int, rtc.Track] = {}
+                for sid, k in list(self._track_group.items()):
+                    if k == key and (track := self._tracks.get(sid)) is not None:
+                        by_kind[track.kind] = track
+                probe = self._probes.setdefault(key, DelayProbe(rec))
+                await probe.read(
+                    by_kind.get(rtc.TrackKind.KIND_AUDIO), by_kind.get(rtc.TrackKind.KIND_VIDEO)
+                )
+            await asyncio.sleep(STATS_INTERVAL_S)
 
     async def _log_progress(self) -> None:
         """One line per recording every few seconds: the progress bar of a server."""

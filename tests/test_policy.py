@@ -3,6 +3,7 @@ playlist text and TS parsing. No encoder runs here."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import numpy as np
@@ -10,9 +11,16 @@ import pytest
 
 from recorder_agent import RecorderConfig
 from recorder_agent.encode.canvas import Size, choose_canvas, decide_canvas, fit_rect
+from recorder_agent.log import quiet_sdk_teardown
 from recorder_agent.output.hls import Segment, render_playlist, target_duration
 from recorder_agent.output.tsparse import pes_pts, pes_timestamps
 from recorder_agent.recording.inbox import AudioIn, Close, Drain, Inbox, Note, VideoIn
+from recorder_agent.recording.latency import (
+    RENDER_DELAY_US,
+    SLEW_US_PER_FRAME,
+    BufferStats,
+    average_delay_us,
+)
 from recorder_agent.recording.manifest import Manifest
 from recorder_agent.recording.sync import (
     AvSync,
@@ -24,7 +32,7 @@ from recorder_agent.recording.sync import (
     WriteSamples,
     WriteSilence,
 )
-from recorder_agent.recording.timeline import AudioTimeline, VideoTimeline
+from recorder_agent.recording.timeline import EARLY_US, AudioTimeline, VideoTimeline
 from recorder_agent.util import VIDEO_CLOCK, BadFrame
 
 RATE = 48_000
@@ -129,6 +137,37 @@ def test_timelines():
     vt = VideoTimeline(0, 1_000_000)
     assert vt.repeats_until(2_500_000) == [0, 90_000, 180_000]
     assert vt.place(1_000_000) is None  # not after the last repeat
+
+
+def test_a_late_first_audio_frame_is_pulled_back_by_the_next_early_one():
+    """Arrival is only ever late, so the earliest arrival is the true anchor: the first
+    frames came 30 ms late through a busy loop (and set the origin), then on time."""
+    tl = AudioTimeline(RATE, origin_us=30_000)
+    stamps = [30_000, 31_000, 32_000, 30_000, 40_000, 50_000, 60_000, 70_000]
+    placed = [tl.place(t, 480, nxt) for t, nxt in zip(stamps, [*stamps[1:], None], strict=True)]
+    assert sum(p.silence for p in placed) == 0 and not any(p.overlap for p in placed)
+    trimmed_us = sum(p.trim for p in placed) * 1_000_000 // RATE
+    assert 30_000 - EARLY_US <= trimmed_us <= 30_000  # the 30 ms it was late, within 2 ms
+    assert 80_000 <= tl.end_us <= 80_000 + EARLY_US  # the last frame ends where it really ends
+
+
+def test_video_moves_by_the_receive_delay_difference_and_never_goes_backwards():
+    s = sync()
+    s.shift.set_delays(audio_us=60_000, video_us=20_000)  # audio waited 40 ms longer
+    assert s.video(0, None, 0)[-1].pts == 40_000 * VIDEO_CLOCK // 1_000_000
+    s.shift.set_delays(audio_us=20_000, video_us=20_000)  # and then as long as video
+    pts = [s.video(t, None, 0)[-1].pts for t in range(1000, 30_000, 1000)]  # 1 ms apart
+    assert pts == sorted(set(pts))  # still forward, frames 1 ms apart included
+    assert s.shift.applied_us == 40_000 - 29 * 500  # half of each 1 ms
+    s.video(1_000_000, None, 0)
+    assert s.shift.applied_us == 40_000 - 29 * 500 - SLEW_US_PER_FRAME
+
+
+def test_receive_delay_from_two_stats_snapshots():
+    before, after = BufferStats(2.0, 100, 0.5, 100), BufferStats(2.6, 120, 0.52, 120)
+    assert average_delay_us(before, after, video=False) == 30_000
+    assert average_delay_us(before, after, video=True) == 30_000 + 1_000 + RENDER_DELAY_US
+    assert average_delay_us(after, after, video=False) is None  # nothing came out
 
 
 # --- canvas -------------------------------------------------------------------------------
@@ -266,3 +305,16 @@ def test_blank_agent_name_in_the_environment_is_an_error_and_secrets_are_not_ech
     with pytest.raises(ConfigError) as e:
         RecorderConfig(webhook_url="ftp://user:s3cret@host/x")
     assert "s3cret" not in str(e.value)
+
+
+def test_sdk_data_channel_teardown_is_info_and_other_errors_stay_errors(caplog):
+    quiet_sdk_teardown()
+    sdk = logging.getLogger("livekit")
+    with caplog.at_level(logging.INFO, logger="livekit"):
+        sdk.error(
+            "%s - %s",
+            "livekit::rtc_engine",
+            "publisher data channel '_reliable' closed unexpectedly",
+        )
+        sdk.error("could not establish publisher connection: timeout")
+    assert [r.levelname for r in caplog.records] == ["INFO", "ERROR"]

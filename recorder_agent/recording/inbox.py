@@ -57,6 +57,15 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class ReceiveDelays:
+    """How long audio and video last waited inside the receiver (see latency.py)."""
+
+    audio_us: int
+    video_us: int
+    pushed: int = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
 class Drain:
     """Answered (``reached`` set) once everything pushed before it is written."""
 
@@ -70,7 +79,7 @@ class Close:
     pushed: int = field(default_factory=_now)
 
 
-Message = VideoIn | AudioIn | TrackAdded | Note | Drain | Close
+Message = VideoIn | AudioIn | TrackAdded | Note | ReceiveDelays | Drain | Close
 
 
 class Inbox:

@@ -48,6 +48,9 @@ class Manifest:
     ended_utc: str | None = None
     repaired_utc: str | None = None  # when a worker closed out an interrupted recording
     counters: dict[str, Any] = field(default_factory=dict)
+    # The receiver's last measured audio and video delays (ms) and the video shift that
+    # cancels their difference: the file's one clock is arrival at the receiver.
+    receive_delay_ms: dict[str, float] | None = None
     segments: int | None = None  # HLS only: segments listed in the playlist
 
     def add_event(self, kind: str, media_time_s: float | None, limit: int, **details: Any) -> None:
@@ -58,6 +61,19 @@ class Manifest:
             return
         entry = {"type": kind, "at_utc": utc_iso(time.time()), "media_time_s": media_time_s}
         self.events.append({**entry, **details})
+
+    def add_track(self, sid: str, kind: str, source: str, width: int, height: int) -> None:
+        track: dict[str, Any] = {"sid": sid, "kind": kind, "source": source}
+        if width > 0 and height > 0:
+            track.update(width=width, height=height)
+        self.tracks.append(track)
+
+    def set_receive_delays(self, audio_us: int, video_us: int) -> None:
+        self.receive_delay_ms = {
+            "audio": audio_us / 1000,
+            "video": video_us / 1000,
+            "video_shift": (audio_us - video_us) / 1000,
+        }
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), indent=2, default=str).encode()

@@ -24,20 +24,13 @@ from ..encode.media import MediaEncoder
 from ..log import logger as log
 from ..output import Output, open_output
 from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
-from .inbox import AudioIn, Close, Drain, Finished, Inbox, Message, Note, TrackAdded, VideoIn
+from . import inbox as msg
+from . import sync as step
+from .inbox import Finished, Inbox
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
+from .latency import VideoShift
 from .ledger import Ledger
-from .sync import (
-    AvSync,
-    Gap,
-    Origin,
-    PlacePicture,
-    RepeatPicture,
-    Step,
-    Trimmed,
-    WriteSamples,
-    WriteSilence,
-)
+from .sync import AvSync, Origin, Step
 
 if TYPE_CHECKING:
     from livekit import rtc
@@ -79,7 +72,8 @@ class ParticipantRecording:
         self._pts0_utc = 0.0  # wall time (epoch s) of the file's pts 0, set with the origin
         self._sync: AvSync | None = None  # with the encoders, once the canvas is decided
         self._media: MediaEncoder | None = None
-        self._pending_audio: list[AudioIn] = []  # audio waiting for the canvas decision
+        self._pending_audio: list[msg.AudioIn] = []  # audio waiting for the canvas decision
+        self._shift = VideoShift()  # moves video by the receiver's delay difference
         self._published: Size | None = None  # published size of the video track
         self._thread = threading.Thread(
             target=self._run, name=f"recording:{info.stem[:32]}", daemon=True
@@ -92,7 +86,7 @@ class ParticipantRecording:
         """Queue a video frame. The recording owns ``frame`` from now on."""
         if self._accepting("video"):
             self.stats.video_frames_in += 1
-            self._inbox.put(VideoIn(frame, timestamp_us, int(rotation)))
+            self._inbox.put(msg.VideoIn(frame, timestamp_us, int(rotation)))
 
     def push_audio(self, frame: rtc.AudioFrame, timestamp_us: int | None = None) -> None:
         """Queue an audio frame. ``timestamp_us`` is when its first sample was heard;
@@ -103,20 +97,25 @@ class ParticipantRecording:
                 rate = frame.sample_rate or 1
                 timestamp_us = now - frame.samples_per_channel * 1_000_000 // rate
             self.stats.audio_frames_in += 1
-            self._inbox.put(AudioIn(frame, timestamp_us, now))
+            self._inbox.put(msg.AudioIn(frame, timestamp_us, now))
 
     def add_track(self, sid: str, kind: str, source: str, width: int = 0, height: int = 0) -> None:
         """Note a track that feeds this recording, for the manifest. A video track's
         published size, when given, sizes the canvas (see canvas.decide_canvas)."""
-        self._inbox.put(TrackAdded(sid, kind, source, width, height))
+        self._inbox.put(msg.TrackAdded(sid, kind, source, width, height))
 
     def add_event(self, kind: str, **details: Any) -> None:
         """Record an event (mute, unmute, …) in the manifest at the current media time."""
-        self._inbox.put(Note(kind, details))
+        self._inbox.put(msg.Note(kind, details))
+
+    def set_receive_delays(self, audio_us: int, video_us: int) -> None:
+        """How long audio and video last waited inside the receiver (jitter buffers,
+        decode): video is moved by the difference, so both keep one clock."""
+        self._inbox.put(msg.ReceiveDelays(audio_us, video_us))
 
     def close(self, reason: str = "closed") -> None:
         """Ask the thread to finish: drain the inbox, flush, finalize. Returns at once."""
-        self._inbox.put(Close(reason))
+        self._inbox.put(msg.Close(reason))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the recording is finalized (for threads; use ``aclose`` in async)."""
@@ -132,7 +131,7 @@ class ParticipantRecording:
         feeding (tests, benchmarks, file conversion), never from the event loop.
         Returns False on timeout; True at once when the recording has ended."""
         reached = threading.Event()
-        self._inbox.put(Drain(reached))
+        self._inbox.put(msg.Drain(reached))
         return reached.wait(timeout)
 
     @property
@@ -196,38 +195,39 @@ class ParticipantRecording:
             item = self._inbox.get(_IDLE_TICK)
             try:
                 if self._dispatch(item):
-                    assert isinstance(item, Close)
+                    assert isinstance(item, msg.Close)
                     return item.reason
             except ValueError as e:  # BadFrame, or a frame numpy or FFmpeg refused
                 detail = str(e) if isinstance(e, BadFrame) else repr(e)
                 self._bad_input(getattr(e, "reason", "encode_error"), detail)
             self._housekeeping()
 
-    def _dispatch(self, item: Message | None) -> bool:
+    def _dispatch(self, item: msg.Message | None) -> bool:
         """Handle one message (None: a quiet tick); True when it is the close."""
         match item:
             case None:
                 self._on_idle()
-            case VideoIn():
+            case msg.VideoIn():
                 self._on_video(item)
-            case AudioIn():
+            case msg.AudioIn():
                 self._on_audio(item)
-            case TrackAdded(sid, kind, source, width, height):
-                track: dict[str, Any] = {"sid": sid, "kind": kind, "source": source}
+            case msg.TrackAdded(sid, kind, source, width, height):
                 if width > 0 and height > 0:
-                    track.update(width=width, height=height)
                     self._published = Size(width, height)
-                self._ledger.manifest.tracks.append(track)
+                self._ledger.manifest.add_track(sid, kind, source, width, height)
                 self._ledger.write()
-            case Note(kind, details):
+            case msg.Note(kind, details):
                 self._event(kind, **details)
-            case Drain(reached):
+            case msg.ReceiveDelays(audio_us, video_us):
+                self._shift.set_delays(audio_us, video_us)
+                self._ledger.manifest.set_receive_delays(audio_us, video_us)
+            case msg.Drain(reached):
                 try:
                     if self._media is not None:
                         self._media.sync()  # raises a write error of the x264 thread
                 finally:
                     reached.set()
-            case Close():
+            case msg.Close():
                 self._on_close(item)
                 return True
         return False
@@ -241,14 +241,14 @@ class ParticipantRecording:
             self._ledger.manifest.start_utc = utc_iso(start_utc)
             self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
 
-    def _on_video(self, item: VideoIn) -> None:
+    def _on_video(self, item: msg.VideoIn) -> None:
         frame = video_to_av(item.frame, self.config.max_input_dimension)
         self._set_origin(item.ts, item.pushed)
         if self._sync is None:
             self._open(Size(frame.width, frame.height).rotated(item.rotation))
         self._apply(self._sync.video(item.ts, frame, item.rotation))
 
-    def _on_audio(self, item: AudioIn) -> None:
+    def _on_audio(self, item: msg.AudioIn) -> None:
         rate, samples = audio_samples(item.frame)
         self._set_origin(item.start, item.pushed)
         if self._sync is None:
@@ -270,7 +270,7 @@ class ParticipantRecording:
         if self._sync is not None:
             self._apply(self._sync.idle(now))
 
-    def _on_close(self, item: Close) -> None:
+    def _on_close(self, item: msg.Close) -> None:
         if self._origin is None:
             return
         if self._sync is None:
@@ -289,6 +289,7 @@ class ParticipantRecording:
             frame_us=1_000_000 // cfg.nominal_fps,
             fill_delay_us=int(cfg.gap_fill_delay * 1e6),
             fill_interval_us=int(cfg.video_fill_interval * 1e6),
+            shift=self._shift,
         )
         self._ledger.manifest.canvas = {"width": canvas.width, "height": canvas.height}
         self._event("started", canvas=f"{canvas.width}x{canvas.height}")
@@ -298,32 +299,32 @@ class ParticipantRecording:
 
     def _apply(self, steps: list[Step]) -> None:
         """Carry out the timing policy's steps, in order."""
-        for step in steps:
+        for todo in steps:
             try:  # one refused step must not drop the rest: the timeline has moved on
-                self._apply_one(step)
+                self._apply_one(todo)
             except BadFrame as e:
                 self._bad_input(e.reason, str(e))
         self.stats.media_seconds = self._sync.media_time_s
         self.stats.bytes_written = self._output.bytes_written
 
-    def _apply_one(self, step: Step) -> None:
+    def _apply_one(self, todo: Step) -> None:
         media, stats = self._media, self.stats
-        match step:
-            case PlacePicture(pts, frame, rotation):
+        match todo:
+            case step.PlacePicture(pts, frame, rotation):
                 media.picture(frame, rotation, pts)
                 stats.video_frames_encoded += 1
-            case RepeatPicture(pts):
+            case step.RepeatPicture(pts):
                 media.repeat(pts)
                 stats.video_frames_repeated += 1
-            case WriteSamples(block):
+            case step.WriteSamples(block):
                 media.audio(block)
                 stats.audio_seconds += block.shape[1] / media.rate
-            case WriteSilence(count):
+            case step.WriteSilence(count):
                 media.silence(count)
                 stats.silence_seconds += count / media.rate
-            case Gap(kind, start_s, duration_s):
+            case step.Gap(kind, start_s, duration_s):
                 self._event(kind, start_s=start_s, duration_s=duration_s)
-            case Trimmed(samples):
+            case step.Trimmed(samples):
                 self._bad_input("audio_overlap_trimmed", f"{samples} samples")
 
     # --- bookkeeping --------------------------------------------------------------------
@@ -372,9 +373,7 @@ class ParticipantRecording:
             self.state = RecordingState.FINISHED
         # Final before the writer lock goes with the close, so that a worker starting on
         # this disk never takes a recording that ends normally for a crashed one.
-        m.end_reason = reason if self.error is None else f"error: {self.error}"
-        self._ledger.state = self.state.value
-        self._ledger.write()
+        self._write_final(reason)
         try:
             self._output.close()
         except (OSError, BadFrame) as e:
@@ -384,14 +383,17 @@ class ParticipantRecording:
             m.file = None
             self._output.take_finished()
         m.segments = self._output.segments
-        m.end_reason = reason if self.error is None else f"error: {self.error}"
         m.ended_utc = utc_iso(time.time())
-        self._ledger.state = self.state.value
-        self._ledger.write()
+        self._write_final(reason)
         self._ledger.finished(self.state.value, self.error, self._output.take_finished())
         self._done.set()
         log.info("recording %s finished (%s): %.1f s, %d bytes", self.info.shown, m.end_reason,
                  self.stats.media_seconds, self.stats.bytes_written)  # fmt: skip
+
+    def _write_final(self, reason: str) -> None:
+        self._ledger.manifest.end_reason = reason if self.error is None else f"error: {self.error}"
+        self._ledger.state = self.state.value
+        self._ledger.write()
 
     def _fail(self, message: str) -> None:
         if self.state is not RecordingState.FAILED:
@@ -405,7 +407,7 @@ class ParticipantRecording:
         """After a failure: answer drains and the close, drop everything else."""
         while True:
             match self._inbox.get(_IDLE_TICK):
-                case Drain(reached):
+                case msg.Drain(reached):
                     reached.set()
-                case Close():
+                case msg.Close():
                     return

@@ -4,8 +4,9 @@ the holes. Pure: it returns steps for the recording to carry out, and does no I/
 All times are µs on the producer's clock (``time.monotonic`` for LiveKit frames);
 media time 0 is the first instant the recording saw (``Origin``).
 
-* Video pts come from frame timestamps; audio pts from the sample count, re-anchored
-  to arrival when they drift apart by more than a frame (timeline.py).
+* Video pts come from frame timestamps, shifted by the receiver's audio delay minus
+  its video delay (latency.py); audio pts from the sample count, re-anchored to
+  arrival when they drift apart (timeline.py).
 * Audio is held back one frame: its successor tells a gap (silence) from a late burst
   (no silence).
 * When one stream stops, the other keeps the file moving ``fill_delay`` behind the
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..util import VIDEO_CLOCK, BadFrame
+from .latency import VideoShift
 from .timeline import AudioTimeline, VideoTimeline
 
 GAP_EVENT_US = 500_000  # filled holes at least this long become manifest events
@@ -91,6 +93,7 @@ class AvSync:
         frame_us: int,
         fill_delay_us: int,
         fill_interval_us: int,
+        shift: VideoShift | None = None,
     ) -> None:
         self.origin = origin
         self.rate = rate
@@ -105,6 +108,7 @@ class AvSync:
         self._held: tuple[int, np.ndarray | None] | None = None  # (start, samples)
         self._silence_run = 0  # samples of silence since the last real audio
         self._video_stopped: int | None = None  # pts of the last real frame before repeats
+        self.shift = shift or VideoShift()
 
     @property
     def media_time_s(self) -> float:
@@ -117,6 +121,7 @@ class AvSync:
 
     def video(self, ts: int, frame: Any, rotation: int) -> list[Step]:
         """Steps for a video frame stamped ``ts``; BadFrame if it does not move forward."""
+        ts += self.shift.next(ts)
         pts = self._vtl.place(ts)
         if pts is None:
             raise BadFrame("timestamp_backwards", f"video timestamp {ts} µs not after previous")
@@ -171,7 +176,7 @@ class AvSync:
             return []
         placed = self._atl.place(start, block.shape[1], next_start)
         block = block[:, placed.trim :]
-        steps: list[Step] = [Trimmed(placed.trim)] if placed.trim else []
+        steps: list[Step] = [Trimmed(placed.trim)] if placed.overlap else []
         steps += self._silence(placed.silence)
         n = block.shape[1]
         steps += self._gap("audio_gap", self._silence_run, self._atl.next_sample - n, self.rate)

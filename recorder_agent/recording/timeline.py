@@ -9,7 +9,11 @@ file's zero is the first media instant the recording saw (``origin_us``).
   frame's arrival time anchors it: when the count drifts from arrival by more than one
   audio frame, the timeline re-anchors, filling a gap with silence or trimming an
   overlap. Arrival can only be late, never early: a frame followed at once by the next
-  one (a burst after the producer stalled) was late, so it is not taken as a gap.
+  one (a burst after the producer stalled) was late, so it is not taken as a gap; and a
+  frame that arrives earlier than its place says, by even 2 ms, proves the anchor was
+  late (the first frame came through a busy event loop), so the count is trimmed back
+  to it. Under a CPU hog the first frame was 20-50 ms late: without this the whole
+  file kept that offset.
 * When a stream stops, the other one keeps the file moving: silence is added, or the
   last picture is repeated, ``fill_delay`` behind the newest media time.
 """
@@ -25,10 +29,14 @@ def us_to(units_per_s: int, us: int) -> int:
     return us * units_per_s // 1_000_000
 
 
+EARLY_US = 2_000  # arrival this much before the count re-anchors it
+
+
 @dataclass
 class AudioPlacement:
     silence: int  # samples of silence to write before the frame
     trim: int  # samples to cut from the frame's start
+    overlap: bool = False  # the trim is more than an anchor correction: frames overlapped
 
 
 class AudioTimeline:
@@ -39,6 +47,8 @@ class AudioTimeline:
     AudioPlacement(silence=0, trim=0)
     >>> tl.place(start_us=1_000_000, samples=480, next_start_us=None).silence  # 990 ms gap
     47520
+    >>> tl.place(start_us=1_005_000, samples=480, next_start_us=None)  # 5 ms early
+    AudioPlacement(silence=0, trim=240, overlap=False)
     """
 
     def __init__(self, sample_rate: int, origin_us: int) -> None:
@@ -55,9 +65,10 @@ class AudioTimeline:
         duration_us = samples * 1_000_000 // self.rate
         burst = next_start_us is not None and next_start_us - start_us < duration_us // 2
         silence = drift if drift > tolerance and not burst else 0
-        trim = min(samples, -drift) if drift < -tolerance else 0
+        early = -drift > us_to(self.rate, EARLY_US)
+        trim = min(samples, -drift) if early else 0
         self.next_sample += silence + samples - trim
-        return AudioPlacement(silence, trim)
+        return AudioPlacement(silence, trim, overlap=-drift > tolerance)
 
     def silence_until(self, t_us: int) -> int:
         """Samples of silence that bring the stream up to ``t_us`` (0 if already there)."""

@@ -73,9 +73,9 @@ def test_api_room_gets_the_agent_and_two_participants_give_two_files(worker: Wor
 def test_av_offset_on_markers(worker: Worker):
     """Flash and beep captured together by the publisher come out together.
 
-    One publisher per process, as real clients are: the publisher's own audio pump
-    lags under CPU load and sends audio late, which no receiver can undo without
-    RTCP sender reports (the Python SDK exposes none).
+    One publisher per process, as real clients are. It queues its audio ahead (see
+    testsignal.Publisher), so a busy machine cannot make it send audio late for good:
+    no receiver could undo that without RTCP sender reports (the SDK exposes none).
     """
     markers = [3.0, 4.5, 6.0, 7.5]
     path, _ = record_one(worker, "e2e-sync", 9, markers=markers)
