@@ -49,8 +49,28 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
+# The browser tests publish from headless Chromium (Debian's package) running
+# livekit-client from npm, pinned by tests/browser/package-lock.json and served from
+# loopback: no CDN, no browser download.
+BROWSER_CLIENT := tests/browser/node_modules/livekit-client/package.json
+.PHONY: browser
+browser: $(BROWSER_CLIENT)
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (for the browser tests)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || { echo "chromium still missing" >&2; exit 1; }
+
+$(BROWSER_CLIENT): tests/browser/package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "installing npm"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq npm >/dev/null; }
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # Under tests/netns.sh: a private network namespace, so WebRTC traffic cannot leave.
-test: setup lint
+test: setup browser lint
 	tests/netns.sh $(PY) -m pytest
 
 demo: setup

@@ -27,8 +27,7 @@ from livekit.rtc._proto import ffi_pb2, video_frame_pb2
 from .recording import ParticipantRecording
 from .recording.latency import BufferStats, average_delay_us
 
-STATS_INTERVAL_S = 1.0
-FIRST_STATS_S = 0.3  # the first reading comes early: markers in the first second count
+STATS_TICK_S = 0.25  # a reading per recording with audio and video, four times a second
 _STREAM_CLOSE_TIMEOUT = 2.0
 
 
@@ -84,11 +83,9 @@ class DelayProbe:
         self.rec = rec
         self._last: dict[str, BufferStats] = {}  # track sid → previous snapshot
 
-    async def read(self, audio: rtc.Track | None, video: rtc.Track | None) -> None:
+    async def read(self, audio: rtc.Track, video: rtc.Track) -> None:
         delays = {}
         for kind, track in (("audio", audio), ("video", video)):
-            if track is None:
-                continue
             inbound = await _inbound(track)
             if inbound is None:
                 continue

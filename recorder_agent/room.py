@@ -28,7 +28,7 @@ from .config import PARTICIPANT_KINDS, RecorderConfig
 from .log import logger as log
 from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
-from .receive import FIRST_STATS_S, STATS_INTERVAL_S, DelayProbe, consume_audio, consume_video
+from .receive import STATS_TICK_S, DelayProbe, consume_audio, consume_video
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
 from .util import printable
@@ -338,19 +338,19 @@ class RoomRecorder:
         task.add_done_callback(self._closing.discard)
 
     async def _read_delays(self) -> None:
-        """Each recording's receive delays, from its tracks' stats (see receive.py)."""
-        await asyncio.sleep(FIRST_STATS_S)
+        """The receive delays of each recording with both audio and video, from its
+        tracks' stats (see receive.py); audio-only recordings cost nothing here."""
         while True:
+            await asyncio.sleep(STATS_TICK_S)
             for key, rec in list(self._recordings.items()):
                 by_kind: dict[int, rtc.Track] = {}
                 for sid, k in list(self._track_group.items()):
                     if k == key and (track := self._tracks.get(sid)) is not None:
                         by_kind[track.kind] = track
-                probe = self._probes.setdefault(key, DelayProbe(rec))
-                await probe.read(
-                    by_kind.get(rtc.TrackKind.KIND_AUDIO), by_kind.get(rtc.TrackKind.KIND_VIDEO)
-                )
-            await asyncio.sleep(STATS_INTERVAL_S)
+                audio = by_kind.get(rtc.TrackKind.KIND_AUDIO)
+                video = by_kind.get(rtc.TrackKind.KIND_VIDEO)
+                if audio is not None and video is not None:
+                    await self._probes.setdefault(key, DelayProbe(rec)).read(audio, video)
 
     async def _log_progress(self) -> None:
         """One line per recording every few seconds: the progress bar of a server."""

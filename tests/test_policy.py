@@ -3,6 +3,8 @@ playlist text and TS parsing. No encoder runs here."""
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import logging
 import threading
 
@@ -57,7 +59,8 @@ def kinds(steps) -> list[type]:
 def test_video_pts_follow_timestamps_and_backwards_is_refused():
     s = sync(1_000_000)
     assert s.video(1_000_000, "f0", 0)[-1] == PlacePicture(0, "f0", 0)
-    assert s.video(1_033_333, "f1", 1)[-1] == PlacePicture(2999, "f1", 1)
+    # one nominal frame after: whole 1/30 s ticks apart (see VideoTimeline)
+    assert s.video(1_033_333, "f1", 1)[-1] == PlacePicture(3000, "f1", 1)
     with pytest.raises(BadFrame) as e:
         s.video(1_000_000, "old", 0)
     assert e.value.reason == "timestamp_backwards"
@@ -318,3 +321,11 @@ def test_sdk_data_channel_teardown_is_info_and_other_errors_stay_errors(caplog):
         )
         sdk.error("could not establish publisher connection: timeout")
     assert [r.levelname for r in caplog.records] == ["INFO", "ERROR"]
+
+
+@pytest.mark.parametrize("module", ["timeline", "latency", "sync", "manifest", "inbox"])
+def test_the_policy_docstring_examples_hold(module):
+    """The examples in the pure modules' docstrings are run, so they stay true."""
+    mod = importlib.import_module(f"recorder_agent.recording.{module}")
+    result = doctest.testmod(mod)
+    assert result.attempted and not result.failed

@@ -143,10 +143,11 @@ class Inbox:
         with self._cond:
             return sum(len(q) for q in self._lanes.values())
 
-    def oldest_pushed(self) -> int | None:
-        """When the oldest waiting item was pushed (µs, monotonic), if any waits."""
+    def lag_seconds(self) -> float:
+        """How long the oldest waiting item has waited (0: none waits)."""
         with self._cond:
-            return min((q[0][1].pushed for q in self._lanes.values() if q), default=None)
+            oldest = min((q[0][1].pushed for q in self._lanes.values() if q), default=None)
+        return 0.0 if oldest is None else max(0.0, (_now() - oldest) / 1e6)
 
 
 class Finished:

@@ -13,8 +13,8 @@ stats give that delay as cumulative sums; the difference of two snapshots is the
 average over the interval.
 
 Audio keeps its sample clock (gap-free by construction); video moves by
-``audio delay − video delay``: later at once (a frame can always move later), earlier
-only a little per frame, so a frame never goes back past the one before.
+``audio delay − video delay``: later at once (NetEq's delay climbs fast in the first
+second), earlier only a little per frame, never back past the frame before.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def average_delay_us(before: BufferStats, after: BufferStats, video: bool) -> in
 
 
 class VideoShift:
-    """The shift added to video timestamps: up to its target at once, down to it a
-    little per frame.
+    """The shift added to video timestamps: up to its target at once (a frame can always
+    move later), down to it a little per frame.
 
     >>> s = VideoShift()
     >>> s.set_delays(audio_us=60_000, video_us=20_000)
@@ -69,23 +69,30 @@ class VideoShift:
     >>> s.set_delays(audio_us=30_000, video_us=20_000)
     >>> [s.next(ts) for ts in (33_000, 66_000, 67_000)]  # the last came 1 ms later
     [38000, 36000, 35500]
+    >>> s.set_delays(audio_us=80_000, video_us=20_000)
+    >>> s.next(100_000)
+    60000
     """
 
     def __init__(self) -> None:
-        self.target_us = 0
+        self.target_us: int | None = None
         self.applied_us = 0
         self._last_ts: int | None = None
 
     def set_delays(self, audio_us: int, video_us: int) -> None:
         diff = audio_us - video_us
-        if abs(diff) <= MAX_SHIFT_US:
-            self.target_us = diff
+        if abs(diff) > MAX_SHIFT_US:
+            return
+        if self.target_us is None:
+            self.applied_us = diff
+        self.target_us = diff
 
     def next(self, ts: int) -> int:
         """The shift for the video frame stamped ``ts``: it never gives back more than
         half the time since the frame before, so the order of frames holds."""
         gap = SLEW_US_PER_FRAME if self._last_ts is None else (ts - self._last_ts) // 2
         self._last_ts = ts
-        step = max(0, min(SLEW_US_PER_FRAME, gap))
-        self.applied_us = max(self.target_us, self.applied_us - step)
+        if self.target_us is not None:
+            down = max(0, min(SLEW_US_PER_FRAME, gap))
+            self.applied_us = max(self.target_us, self.applied_us - down)
         return self.applied_us

@@ -114,6 +114,14 @@ class Ledger:
         except OSError as e:
             self.bad_input("manifest_write_failed", str(e), None)
 
+    def write_final(self, state: str, reason: str, error: str | None, ended: bool = False) -> None:
+        """How the recording ended, into the manifest and onto disk."""
+        self.manifest.end_reason = reason if error is None else f"error: {error}"
+        if ended:
+            self.manifest.ended_utc = utc_iso(time.time())
+        self.state = state
+        self.write()
+
     def webhook(self, event: str, **fields: Any) -> WebhookEvent:
         """This recording's webhook event, as its manifest stands now."""
         m = self.manifest

@@ -26,7 +26,6 @@ from ..output import Output, open_output
 from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
 from . import inbox as msg
 from . import sync as step
-from .inbox import Finished, Inbox
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
 from .latency import VideoShift
 from .ledger import Ledger
@@ -63,8 +62,8 @@ class ParticipantRecording:
         self.manifest_path: Path | None = None
         self._created = datetime.now(UTC)
         self._fps = RateMeter()  # real video frames per second, between two status()
-        self._inbox = Inbox(config.video_queue_frames, config.audio_queue_frames)
-        self._done = Finished()
+        self._inbox = msg.Inbox(config.video_queue_frames, config.audio_queue_frames)
+        self._done = msg.Finished()
         # Owned by the thread from here on.
         self._output: Output | None = None
         self._ledger: Ledger | None = None
@@ -138,18 +137,12 @@ class ParticipantRecording:
     def queue_depth(self) -> int:
         return self._inbox.depth()
 
-    @property
-    def lag_seconds(self) -> float:
-        """How long the oldest waiting frame has waited for the thread (0: none waits)."""
-        oldest = self._inbox.oldest_pushed()
-        return 0.0 if oldest is None else max(0.0, (monotonic_us() - oldest) / 1e6)
-
     def status(self) -> RecordingStatus:
         """This recording's numbers now, from any thread."""
+        lag, depth = self._inbox.lag_seconds(), self.queue_depth
         return RecordingStatus.of(
-            self.info, self.state, self.stats, self.path, self._fps, self.lag_seconds,
-            self.queue_depth,
-        )  # fmt: skip
+            self.info, self.state, self.stats, self.path, self._fps, lag, depth
+        )
 
     def _accepting(self, lane: str) -> bool:
         if self.state is RecordingState.RECORDING:
@@ -373,7 +366,7 @@ class ParticipantRecording:
             self.state = RecordingState.FINISHED
         # Final before the writer lock goes with the close, so that a worker starting on
         # this disk never takes a recording that ends normally for a crashed one.
-        self._write_final(reason)
+        self._ledger.write_final(self.state.value, reason, self.error)
         try:
             self._output.close()
         except (OSError, BadFrame) as e:
@@ -383,17 +376,11 @@ class ParticipantRecording:
             m.file = None
             self._output.take_finished()
         m.segments = self._output.segments
-        m.ended_utc = utc_iso(time.time())
-        self._write_final(reason)
+        self._ledger.write_final(self.state.value, reason, self.error, ended=True)
         self._ledger.finished(self.state.value, self.error, self._output.take_finished())
         self._done.set()
         log.info("recording %s finished (%s): %.1f s, %d bytes", self.info.shown, m.end_reason,
                  self.stats.media_seconds, self.stats.bytes_written)  # fmt: skip
-
-    def _write_final(self, reason: str) -> None:
-        self._ledger.manifest.end_reason = reason if self.error is None else f"error: {self.error}"
-        self._ledger.state = self.state.value
-        self._ledger.write()
 
     def _fail(self, message: str) -> None:
         if self.state is not RecordingState.FAILED:

@@ -103,7 +103,7 @@ class AvSync:
         # The file covers at least this instant: one frame past the origin, or past the
         # last real video frame, so no declared stream ends without a packet.
         self.min_end = origin.media_us + frame_us
-        self._vtl = VideoTimeline(origin.media_us, fill_interval_us)
+        self._vtl = VideoTimeline(origin.media_us, fill_interval_us, frame_us)
         self._atl = AudioTimeline(rate, origin.media_us)
         self._held: tuple[int, np.ndarray | None] | None = None  # (start, samples)
         self._silence_run = 0  # samples of silence since the last real audio

@@ -44,7 +44,7 @@ class AudioTimeline:
 
     >>> tl = AudioTimeline(48_000, origin_us=0)
     >>> tl.place(start_us=0, samples=480, next_start_us=None)
-    AudioPlacement(silence=0, trim=0)
+    AudioPlacement(silence=0, trim=0, overlap=False)
     >>> tl.place(start_us=1_000_000, samples=480, next_start_us=None).silence  # 990 ms gap
     47520
     >>> tl.place(start_us=1_005_000, samples=480, next_start_us=None)  # 5 ms early
@@ -83,18 +83,35 @@ class AudioTimeline:
 
 
 class VideoTimeline:
-    """90 kHz pts for frames, and the instants at which to repeat the last picture."""
+    """90 kHz pts for frames, and the instants at which to repeat the last picture.
 
-    def __init__(self, origin_us: int, fill_interval_us: int) -> None:
+    The file declares the nominal rate (x264's VUI), and tools that take it at its word
+    (``ffmpeg -f null``) put each frame on that rate's ticks: two frames less than a
+    nominal frame apart land on one tick and FFmpeg reports "non monotonically
+    increasing dts". A browser's 20 fps from a 30 fps camera comes 28-40 ms apart, and
+    15 ms apart when a busy machine bunches frames, so a frame up to half a nominal
+    frame early is set one nominal frame after the one before; a stream really faster
+    than nominal keeps its own times (it never drifts).
+
+    >>> vt = VideoTimeline(0, 1_000_000, frame_us=33_333)
+    >>> vt.place(0), vt.place(31_000), vt.place(100_000)
+    (0, 3000, 9000)
+    """
+
+    def __init__(self, origin_us: int, fill_interval_us: int, frame_us: int = 0) -> None:
         self.origin_us = origin_us
         self.fill_interval = us_to(VIDEO_CLOCK, fill_interval_us)
+        self.min_gap = -(-frame_us * VIDEO_CLOCK // 1_000_000)  # rounded up: whole ticks apart
         self.last_pts: int | None = None
 
     def place(self, timestamp_us: int) -> int | None:
         """pts for a frame, or None when it does not move forward in time."""
         pts = us_to(VIDEO_CLOCK, timestamp_us - self.origin_us)
-        if pts < 0 or (self.last_pts is not None and pts <= self.last_pts):
+        last = self.last_pts
+        if pts < 0 or (last is not None and pts <= last):
             return None
+        if last is not None and 0 < last + self.min_gap - pts <= self.min_gap // 2:
+            pts = last + self.min_gap
         self.last_pts = pts
         return pts
 
