@@ -11,12 +11,18 @@ machine). The publishers send ``testsignal``'s synthetic picture, which libx264
 encodes more cheaply than camera footage (``bench.run`` part 3 uses camera-like frames).
 The publishers share the same 2 cores: their VP8 encoding, not the recorder, is what
 limits N here.
+
+Then one real browser at a time (headless Chromium with livekit-client, as in
+``tests/e2e/test_browser.py``) publishing 1280x720 marker media, VP8 simulcast and
+H.264: the same columns, the browser's own CPU apart, and the worker tree's PSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import queue
 import subprocess
 import sys
 import tempfile
@@ -25,6 +31,7 @@ from pathlib import Path
 
 from demo import devserver
 from recorder_agent.ops.metrics import tree_cpu
+from tests.e2e.browser import browser, page_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +74,58 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
     }
 
 
+def tree_pss_mb(root: int) -> float:
+    """Proportional set size of ``root`` and its descendants (MB, smaps_rollup)."""
+    total = 0
+    for pid in tree_cpu(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except OSError:
+            continue
+    return total / 1024
+
+
+def browser_run(codec: str, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
+    """One browser publishing 720p ``codec`` into a room of its own for ``seconds``."""
+    room = f"browser-{codec}"
+    cpu0, pss = tree_cpu(worker.pid), 0.0
+    seen = dict(cpu0)
+    folder = out / room
+    folder.mkdir()
+    with page_server() as (base, reports), browser(
+        base, reports, folder, url=devserver.URL, token=devserver.token(room, "chromium"),
+        seconds=seconds, codec=codec, width=1280, height=720,
+    ) as b:  # fmt: skip
+        b_cpu, done = 0.0, False
+        deadline = time.monotonic() + seconds + 60
+        while not done and time.monotonic() < deadline:
+            seen.update(tree_cpu(worker.pid))
+            pss = max(pss, tree_pss_mb(worker.pid))
+            b_cpu = max(b_cpu, sum(tree_cpu(b.proc.pid).values()))
+            with contextlib.suppress(queue.Empty):
+                done = b.reports.get_nowait().get("event") in ("done", "error")
+            time.sleep(0.5)
+    manifests: list[dict] = []
+    while time.monotonic() < deadline:
+        manifests = [json.loads(p.read_text()) for p in (out / room).glob("*.json")]
+        if manifests and all(m["state"] != "recording" for m in manifests):
+            break
+        seen.update(tree_cpu(worker.pid))
+        time.sleep(0.5)
+    got = [m["counters"] for m in manifests]
+    media = sum(c["media_seconds"] for c in got)
+    received = sum(c["video_frames_in"] for c in got)
+    return {
+        "codec": codec,
+        "fps_received": received / seconds,
+        "dropped": sum(v for c in got for v in c["dropped"].values()),
+        "recorder_cores": (sum(seen.values()) - sum(cpu0.values())) / max(1e-9, media),
+        "browser_cores": b_cpu / seconds,
+        "worker_pss_mb": pss,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
@@ -93,6 +152,14 @@ def main() -> None:
                 cores = r["recorder_cores_per_participant"]
                 print(f"{n:>10} {r['fps_received']:>7.1f} {r['dropped_fraction']:>7.1%} "
                       f"{','.join(r['canvas']):>10} {cores:>27.2f}")  # fmt: skip
+            print(f"\none Chromium at 1280x720, {args.seconds:.0f} s each\n")
+            print(f"{'codec':>6} {'fps in':>7} {'dropped':>8} {'recorder cores':>15} "
+                  f"{'browser cores':>14} {'worker PSS MB':>14}")  # fmt: skip
+            for codec in ("vp8", "h264"):
+                r = browser_run(codec, args.seconds, out, worker)
+                print(f"{codec:>6} {r['fps_received']:>7.1f} {r['dropped']:>8} "
+                      f"{r['recorder_cores']:>15.2f} {r['browser_cores']:>14.2f} "
+                      f"{r['worker_pss_mb']:>14.0f}")  # fmt: skip
         finally:
             worker.terminate()
             worker.wait(60)

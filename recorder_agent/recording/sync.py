@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..util import VIDEO_CLOCK, BadFrame
+from ..util import VIDEO_CLOCK
 from .latency import VideoShift
 from .timeline import AudioTimeline, VideoTimeline
 
@@ -120,11 +120,10 @@ class AvSync:
         return max(self.latest, self.origin.media_us + self.origin.elapsed_us(at_pushed))
 
     def video(self, ts: int, frame: Any, rotation: int) -> list[Step]:
-        """Steps for a video frame stamped ``ts``; BadFrame if it does not move forward."""
+        """Steps for a video frame stamped ``ts``; BadFrame if it does not move forward
+        or comes faster than the declared rate (timeline.py)."""
         ts += self.shift.next(ts)
         pts = self._vtl.place(ts)
-        if pts is None:
-            raise BadFrame("timestamp_backwards", f"video timestamp {ts} µs not after previous")
         self._seen(ts)
         self.min_end = ts + self._frame_us
         steps: list[Step] = []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..util import AAC_FRAME, VIDEO_CLOCK
+from ..util import AAC_FRAME, VIDEO_CLOCK, BadFrame
 
 
 def us_to(units_per_s: int, us: int) -> int:
@@ -89,13 +89,19 @@ class VideoTimeline:
     (``ffmpeg -f null``) put each frame on that rate's ticks: two frames less than a
     nominal frame apart land on one tick and FFmpeg reports "non monotonically
     increasing dts". A browser's 20 fps from a 30 fps camera comes 28-40 ms apart, and
-    15 ms apart when a busy machine bunches frames, so a frame up to half a nominal
-    frame early is set one nominal frame after the one before; a stream really faster
-    than nominal keeps its own times (it never drifts).
+    5-15 ms apart when a busy machine bunches frames. So frames are set at least one
+    nominal frame apart, never more than two frames later than they came; a frame that
+    would have to be later (a stream faster than the declared rate) is refused, and
+    counted, so the file carries what it declares.
 
     >>> vt = VideoTimeline(0, 1_000_000, frame_us=33_333)
-    >>> vt.place(0), vt.place(31_000), vt.place(100_000)
-    (0, 3000, 9000)
+    >>> vt.place(0), vt.place(10_000), vt.place(20_000), vt.place(100_000)
+    (0, 3000, 6000, 9000)
+    >>> vt.place(101_000), vt.place(102_000)
+    (12000, 15000)
+    >>> vt.place(103_000)
+    Traceback (most recent call last):
+    recorder_agent.util.BadFrame: faster_than_nominal: video frame at 103000 µs would be 97 ms late
     """
 
     def __init__(self, origin_us: int, fill_interval_us: int, frame_us: int = 0) -> None:
@@ -103,16 +109,24 @@ class VideoTimeline:
         self.fill_interval = us_to(VIDEO_CLOCK, fill_interval_us)
         self.min_gap = -(-frame_us * VIDEO_CLOCK // 1_000_000)  # rounded up: whole ticks apart
         self.last_pts: int | None = None
+        self._last_real: int | None = None  # the last placed frame's own time
 
-    def place(self, timestamp_us: int) -> int | None:
-        """pts for a frame, or None when it does not move forward in time."""
-        pts = us_to(VIDEO_CLOCK, timestamp_us - self.origin_us)
-        last = self.last_pts
-        if pts < 0 or (last is not None and pts <= last):
-            return None
-        if last is not None and 0 < last + self.min_gap - pts <= self.min_gap // 2:
-            pts = last + self.min_gap
-        self.last_pts = pts
+    def place(self, timestamp_us: int) -> int:
+        """pts for a frame; BadFrame when it does not move forward in time, or comes too
+        fast for the declared rate."""
+        real = us_to(VIDEO_CLOCK, timestamp_us - self.origin_us)
+        if real < 0 or (self._last_real is not None and real <= self._last_real):
+            raise BadFrame(
+                "timestamp_backwards", f"video timestamp {timestamp_us} µs not after previous"
+            )
+        pts = real if self.last_pts is None else max(real, self.last_pts + self.min_gap)
+        if pts - real > 2 * self.min_gap:
+            late_ms = (pts - real) * 1000 // VIDEO_CLOCK
+            raise BadFrame(
+                "faster_than_nominal",
+                f"video frame at {timestamp_us} µs would be {late_ms} ms late",
+            )
+        self.last_pts, self._last_real = pts, real
         return pts
 
     def repeats_until(self, t_us: int) -> list[int]:
@@ -123,6 +137,6 @@ class VideoTimeline:
         nxt = 0 if self.last_pts is None else self.last_pts + self.fill_interval
         while nxt <= target:
             out.append(nxt)
-            self.last_pts = nxt
+            self.last_pts = self._last_real = nxt
             nxt += self.fill_interval
         return out
