@@ -46,18 +46,18 @@ def chromium() -> str:
     raise RuntimeError("chromium is missing: `make test` installs it (apt-get install chromium)")
 
 
-def write_marker_media(folder: Path, width: int, height: int, fps: int = FPS) -> tuple[Path, Path]:
+def write_marker_media(folder: Path, width: int, height: int) -> tuple[Path, Path]:
     """One loop of marker video (Y4M) and audio (WAV, 48 kHz mono)."""
-    y4m, wav = folder / f"markers-{width}x{height}-{fps}.y4m", folder / "markers.wav"
-    frames = round(LOOP_S * fps)
+    y4m, wav = folder / f"markers-{width}x{height}.y4m", folder / "markers.wav"
+    frames = round(LOOP_S * FPS)
     chroma = np.full((height // 2) * (width // 2) * 2, 128, np.uint8).tobytes()
     with open(y4m, "wb") as f:
-        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        f.write(f"YUV4MPEG2 W{width} H{height} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
         for i in range(frames):
             luma = np.full((height, width), DARK, np.uint8)
-            x = (i * 8 * FPS // fps) % (width - 64)  # a moving block: the encoders work
+            x = (i * 8) % (width - 64)  # a moving block: the encoders do some work
             luma[height // 4 : height // 4 + 64, x : x + 64] = 160
-            if 0 <= i - round(MARKER_S * fps) < 4 * fps // FPS:
+            if 0 <= i - round(MARKER_S * FPS) < 4:
                 luma[:] = FLASH
             f.write(b"FRAME\n" + luma.tobytes() + chroma)
     n = round(LOOP_S * RATE)
@@ -139,14 +139,13 @@ def browser(
     simulcast: bool = True,
     width: int = 640,
     height: int = 360,
-    fps: int = FPS,
     mute_at: float = 0,
     unmute_at: float = 0,
 ) -> Iterator[Browser]:
     """Chromium publishing the marker media for ``seconds``, then leaving."""
-    y4m, wav = write_marker_media(folder, width, height, fps)
+    y4m, wav = write_marker_media(folder, width, height)
     params = dict(url=url, token=token, seconds=seconds, codec=codec, width=width,
-                  height=height, fps=fps, simulcast=int(simulcast), mute_at=mute_at,
+                  height=height, fps=FPS, simulcast=int(simulcast), mute_at=mute_at,
                   unmute_at=unmute_at)  # fmt: skip
     log = folder / "chromium.log"
     profile = folder / "profile"
