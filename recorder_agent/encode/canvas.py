@@ -54,7 +54,7 @@ def decide_canvas(config: RecorderConfig, published: Size | None, first: Size | 
     if config.canvas_width:
         return Size(config.canvas_width, config.canvas_height)
     size = published or first
-    if size is None:
+    if size is None or min(size.width, size.height) <= 0:  # a fuzz run once met a 0 edge
         return Size(config.fallback_width, config.fallback_height)
     if first is not None and (size.width > size.height) != (first.width > first.height):
         size = Size(size.height, size.width)

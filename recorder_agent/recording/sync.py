@@ -120,8 +120,7 @@ class AvSync:
         return max(self.latest, self.origin.media_us + self.origin.elapsed_us(at_pushed))
 
     def video(self, ts: int, frame: Any, rotation: int) -> list[Step]:
-        """Steps for a video frame stamped ``ts``; BadFrame if it does not move forward
-        or comes faster than the declared rate (timeline.py)."""
+        """Steps for a video frame stamped ``ts``; BadFrame if it does not move forward."""
         ts += self.shift.next(ts)
         pts = self._vtl.place(ts)
         self._seen(ts)
