@@ -11,7 +11,8 @@ Why, measured with livekit 1.1.21:
   bounded inbox, which counts every frame it drops.
 * Video's ``timestamp_us`` is libwebrtc's render time, audio's clock is NetEq's
   playout: each carries its own receive delay (see recording/latency.py). The delays
-  are read from the inbound-rtp stats, once a second per recording.
+  are read from the inbound-rtp stats, four times a second, for each recording that
+  has both audio and video.
 """
 
 from __future__ import annotations
