@@ -22,9 +22,9 @@ from .conftest import Worker, room_with_agent
 from .test_worker import AV_SYNC_MS, check_file
 
 SECONDS = 10.0
-# Measured on 2026-11-26 over 25 browser files on this 2-core machine: from 3 s into a
-# file every marker stayed within 23 ms of the browser's own capture; in the first
-# seconds, while NetEq and libwebrtc's video timing settle, 4 files had a marker 46-73
+# Measured on 2026-11-26 over 35 browser files on this 2-core machine: from 3 s into a
+# file every marker stayed within 30 ms of the browser's own capture; in the first
+# seconds, while NetEq and libwebrtc's video timing settle, 6 files had a marker 46-73
 # ms off. The README gives both figures.
 SETTLE_S = 3.0
 EARLY_SYNC_MS = 100
