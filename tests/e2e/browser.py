@@ -29,13 +29,12 @@ from urllib.parse import urlencode
 import numpy as np
 
 from demo import devserver
+from demo.testsignal import DARK, FLASH, RATE
 
 PAGE_DIR = Path(__file__).resolve().parent.parent / "browser"
 LOOP_S = 2.0
 MARKER_S = 0.5
 FPS = 30
-RATE = 48_000
-DARK, FLASH = 40, 235
 
 
 def chromium() -> str:
