@@ -81,6 +81,7 @@ bench: setup
 
 bench-e2e: setup
 	tests/netns.sh $(PY) -m bench.e2e_capacity $(ARGS)
+	tests/netns.sh $(PY) -m bench.e2e_voice
 
 bench-soak: setup
 	$(PY) -m bench.soak $(ARGS)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from demo import devserver
@@ -126,6 +127,28 @@ def browser_run(codec: str, seconds: float, out: Path, worker: subprocess.Popen)
     }
 
 
+@contextlib.contextmanager
+def local_worker(out: Path, **env: str) -> Iterator[subprocess.Popen]:
+    """A livekit-server and the worker as in production, logging to ``out``, until the
+    block ends."""
+    server = devserver.start(devserver.find_binary(ROOT), out / "server")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "livekit.agents", "start", "agent.py"],
+        cwd=ROOT,
+        env=devserver.worker_env(out, RECORDER_HTTP_PORT="0", **env),
+        stdout=open(out / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        while "registered worker" not in (out / "worker.log").read_text():
+            time.sleep(0.2)
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        devserver.stop(server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
@@ -133,17 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        server = devserver.start(devserver.find_binary(ROOT), out / "server")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "livekit.agents", "start", "agent.py"],
-            cwd=ROOT,
-            env=devserver.worker_env(out, RECORDER_HTTP_PORT="0", RECORDER_LOAD_THRESHOLD="2"),
-            stdout=open(out / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            while "registered worker" not in (out / "worker.log").read_text():
-                time.sleep(0.2)
+        with local_worker(out, RECORDER_LOAD_THRESHOLD="2") as worker:
             print(f"1280x720 30 fps publishers, {args.seconds:.0f} s each run\n")
             print(f"{'publishers':>10} {'fps in':>7} {'dropped':>8} {'canvas':>10} "
                   f"{'recorder cores/participant':>27}")  # fmt: skip
@@ -160,10 +173,6 @@ def main() -> None:
                 print(f"{codec:>6} {r['fps_received']:>7.1f} {r['dropped']:>8} "
                       f"{r['recorder_cores']:>15.2f} {r['browser_cores']:>14.2f} "
                       f"{r['worker_pss_mb']:>14.0f}")  # fmt: skip
-        finally:
-            worker.terminate()
-            worker.wait(60)
-            devserver.stop(server)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,11 @@ class RecorderConfig:
     audio_sample_rate: int = _doc("Output sample rate.", 48000)
     audio_channels: int = _doc("Output channels (1 or 2).", 1)
     audio_bitrate: int = _doc("AAC bitrate in bit/s.", 64000)
+    aac_coder: str = _doc(
+        "FFmpeg AAC coder: 'fast' (0.007 cores per speech stream) or 'twoloop', FFmpeg's "
+        "default (0.023 cores), bench/e2e_voice.py.",
+        "fast",
+    )
 
     # Timeline.
     gap_fill_delay: float = _doc("Media lag before silence or a repeated frame fills a gap.", 0.5)
@@ -128,6 +133,11 @@ class RecorderConfig:
     progress_interval: float = _doc("Seconds between progress log lines per recording.", 5.0)
     shutdown_timeout: float = _doc("Seconds a job may take to finalize before it is killed.", 30.0)
     drain_timeout: int = _doc("On SIGTERM in start mode, seconds to let rooms finish.", 1800)
+    reconcile_interval: float = _doc(
+        "Seconds between the worker's checks that every room has a recorder (LiveKit "
+        "dispatches a room once, at creation); 0: off.",
+        3.0,
+    )
     load_threshold: float = _doc(
         "Load (0..1, see capacity_cores) above which no new room is taken; above 1: never.", 0.7
     )
@@ -180,6 +190,7 @@ class RecorderConfig:
             (self.audio_channels in (1, 2), "audio_channels must be 1 or 2"),
             (self.audio_sample_rate in _AAC_RATES, f"audio_sample_rate must be in {_AAC_RATES}"),
             (self.audio_bitrate > 0, "audio_bitrate must be > 0"),
+            (self.aac_coder in ("fast", "twoloop"), "aac_coder must be fast or twoloop"),
             (self.video_queue_frames > 0 and self.audio_queue_frames > 0, "queues must be > 0"),
             (self.fsync_interval >= 0, "fsync_interval must be >= 0"),
             (self.gap_fill_delay >= 0 and self.video_fill_interval > 0, "bad fill timing"),
@@ -189,6 +200,7 @@ class RecorderConfig:
             (self.track_end_grace >= 0 and self.progress_interval > 0, "bad worker timing"),
             (self.shutdown_timeout > 0 and self.drain_timeout >= 0, "bad shutdown timing"),
             (self.load_threshold > 0, "load_threshold must be > 0"),
+            (self.reconcile_interval >= 0, "reconcile_interval must be >= 0"),
             (self.output_format in ("ts", "hls"), "output_format must be ts or hls"),
             (self.segment_seconds >= 1, "segment_seconds must be >= 1"),
             (self.metrics_port >= 0 and self.capacity_cores >= 0, "bad metrics settings"),

@@ -28,15 +28,21 @@ from .config import PARTICIPANT_KINDS, RecorderConfig
 from .log import logger as log
 from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
-from .receive import STATS_TICK_S, DelayProbe, consume_audio, consume_video
+from .ops.reconcile import RECORDER_ROLE, ROLE_ATTRIBUTE
+from .receive import (
+    AV_FRAME_MS,
+    STATS_TICK_S,
+    VOICE_FRAME_MS,
+    DelayProbe,
+    consume_audio,
+    consume_video,
+)
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
 from .util import printable
 
 TS = rtc.TrackSource
 _SCREEN = (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
-ROLE_ATTRIBUTE = "recorder_agent.role"  # set by the standalone worker on itself
-RECORDER_ROLE = "recorder"
 
 Participant = rtc.RemoteParticipant | rtc.LocalParticipant
 
@@ -58,6 +64,10 @@ def consented(config: RecorderConfig, attributes: dict[str, str]) -> bool:
     if config.consent == "opt-in":
         return value == config.opt_in_value
     return value != config.opt_out_value
+
+
+def _has_video(participant: Participant) -> bool:
+    return any(p.kind == rtc.TrackKind.KIND_VIDEO for p in participant.track_publications.values())
 
 
 def source_name(source: int) -> str:
@@ -90,6 +100,7 @@ class RoomRecorder:
         self._track_tasks: dict[str, asyncio.Task[None]] = {}  # track sid → consumer
         self._track_group: dict[str, tuple[str, str]] = {}  # track sid → recording key
         self._tracks: dict[str, rtc.Track] = {}  # track sid → the track being consumed
+        self._sources: dict[str, str] = {}  # track sid → its source ("microphone", …)
         self._probes: dict[tuple[str, str], DelayProbe] = {}
         self._grace: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._progress_meters: dict[tuple[str, str], RateMeter] = {}
@@ -204,46 +215,77 @@ class RoomRecorder:
         if group is None or track is None:
             return
         key = (participant.sid, group)
-        rec = self._recordings.get(key)
-        if rec is None:
-            self._progress_meters[key] = RateMeter()
-            rec = self._recordings[key] = ParticipantRecording(
-                self.config,
-                RecordingInfo(
-                    room=self.room.name,
-                    identity=participant.identity,
-                    participant_sid=participant.sid,
-                    name=participant.name,
-                    kind=kind_name(participant),
-                    label=group,
-                ),
-            )
         if timer := self._grace.pop(key, None):
             timer.cancel()
         is_video = track.kind == rtc.TrackKind.KIND_VIDEO
-        rec.add_track(
-            pub.sid,
-            "video" if is_video else "audio",
-            source_name(pub.source),
-            pub.width if is_video else 0,
-            pub.height if is_video else 0,
+        kind, source = ("video" if is_video else "audio"), source_name(pub.source)
+        size = (pub.width, pub.height) if is_video else (0, 0)
+        rec = self._recordings.get(key) or self._start_recording(key, participant, group)
+        if not rec.add_track(pub.sid, kind, source, *size):
+            rec = self._roll_over(key, participant, group)
+            rec.add_track(pub.sid, kind, source, *size)
+        self._feed(pub.sid, track, source, key, rec, _has_video(participant))
+        log.info("recording %s %s of %s", source, pub.sid, printable(participant.identity))
+
+    def _start_recording(
+        self, key: tuple[str, str], participant: Participant, group: str
+    ) -> ParticipantRecording:
+        self._progress_meters[key] = RateMeter()
+        rec = self._recordings[key] = ParticipantRecording(
+            self.config,
+            RecordingInfo(
+                room=self.room.name,
+                identity=participant.identity,
+                participant_sid=participant.sid,
+                name=participant.name,
+                kind=kind_name(participant),
+                label=group,
+            ),
         )
-        self._stop_track(pub.sid)
-        self._track_group[pub.sid] = key
-        self._tracks[pub.sid] = track
+        return rec
+
+    def _roll_over(
+        self, key: tuple[str, str], participant: Participant, group: str
+    ) -> ParticipantRecording:
+        """A video track for a file that was decided audio-only (no video by
+        ``layout_wait``): that file ends, and a new one takes the video and the audio."""
+        audio = [(sid, self._tracks[sid], self._sources[sid])
+                 for sid, k in self._track_group.items() if k == key]  # fmt: skip
+        self._close(key, "video_started")
+        rec = self._start_recording(key, participant, group)
+        for sid, track, source in audio:
+            rec.add_track(sid, "audio", source)
+            self._feed(sid, track, source, key, rec, video=True)
+        return rec
+
+    def _feed(
+        self,
+        sid: str,
+        track: rtc.Track,
+        source: str,
+        key: tuple[str, str],
+        rec: ParticipantRecording,
+        video: bool,
+    ) -> None:
+        """Start the consumer task that moves ``track``'s frames into ``rec``; ``video``:
+        the participant publishes video too."""
+        self._stop_track(sid)
+        self._track_group[sid] = key
+        self._tracks[sid] = track
+        self._sources[sid] = source
         cfg = self.config
         consume = (
             consume_video(track, rec)
-            if is_video
-            else consume_audio(track, rec, cfg.audio_sample_rate, cfg.audio_channels)
+            if track.kind == rtc.TrackKind.KIND_VIDEO
+            else consume_audio(
+                track,
+                rec,
+                cfg.audio_sample_rate,
+                cfg.audio_channels,
+                AV_FRAME_MS if video else VOICE_FRAME_MS,
+            )
         )
-        self._track_tasks[pub.sid] = asyncio.create_task(consume, name=f"track:{pub.sid}")
-        log.info(
-            "recording %s %s of %s",
-            source_name(pub.source),
-            pub.sid,
-            printable(participant.identity),
-        )
+        self._track_tasks[sid] = asyncio.create_task(consume, name=f"track:{sid}")
 
     def _on_track_unsubscribed(
         self, track: rtc.Track | None, pub: rtc.TrackPublication, participant: Participant
@@ -304,6 +346,7 @@ class RoomRecorder:
     def _stop_track(self, track_sid: str) -> None:
         self._track_group.pop(track_sid, None)
         self._tracks.pop(track_sid, None)
+        self._sources.pop(track_sid, None)
         if task := self._track_tasks.pop(track_sid, None):
             task.cancel()
 

@@ -16,9 +16,11 @@ What is still queued for upload stays on disk for the next start.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import threading
+import time
 from typing import Any
 
 from livekit import api
@@ -27,6 +29,7 @@ from livekit.agents import AgentServer
 from .config import RecorderConfig
 from .log import logger as log
 from .ops.metrics import WorkerStats, serve_metrics
+from .ops.reconcile import RETRY_S, Reconciler
 from .ops.upload import Uploader
 from .ops.webhooks import WebhookSender
 from .plugin import register
@@ -37,13 +40,19 @@ register()  # a worker is starting in this process: the Plugin, if not yet (plug
 
 
 class WorkerServices:
-    """The main-process side of a recording worker. ``stats.load`` is its load function."""
+    """The main-process side of a recording worker. ``stats.load`` is its load function.
+    ``reconcile``: check that every room has a recorder (the standalone worker, whose
+    jobs carry the recorder role; see ops/reconcile.py)."""
 
-    def __init__(self, config: RecorderConfig) -> None:
+    def __init__(self, config: RecorderConfig, reconcile: bool = False) -> None:
         self.config = config
         self.stats = WorkerStats(config)
         self.uploader: Uploader | None = None
         self.webhooks: WebhookSender | None = None
+        self._reconcile = reconcile and config.reconcile_interval > 0
+        self._server: AgentServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepted: dict[str, float] = {}  # room → when this worker took its job
         self._started = False
         self._lock = threading.Lock()
 
@@ -66,6 +75,8 @@ class WorkerServices:
             key, secret = os.environ["LIVEKIT_API_KEY"], os.environ["LIVEKIT_API_SECRET"]
             self.webhooks = self.stats.webhooks = WebhookSender(cfg, key, secret).start()
             log.info("webhooks to %s", ", ".join(redact(u) for u in cfg.webhooks))
+        if self._reconcile and self._server is not None:
+            self._start_reconciler(self._server)
         if cfg.metrics_port:
             serve_metrics(self.stats, cfg.metrics_port)
         atexit.register(self.stop)
@@ -73,8 +84,33 @@ class WorkerServices:
 
     def attach(self, server: AgentServer) -> WorkerServices:
         """Start with ``server``'s ``run()``, in its main process."""
+        self._server = server
         server.on("worker_started", self.start)
         return self
+
+    def _start_reconciler(self, server: AgentServer) -> None:
+        """On the server's loop (``worker_started`` fires inside ``run()``)."""
+        url = os.environ["LIVEKIT_URL"]  # run() put them there, whatever the runner
+        key, secret = os.environ["LIVEKIT_API_KEY"], os.environ["LIVEKIT_API_SECRET"]
+        reconciler = self.stats.reconciler = Reconciler(
+            self.config,
+            (url, key, secret),
+            own_rooms=lambda: self._own_rooms(server),
+            paused=lambda: server.draining,
+        )
+        task = asyncio.get_running_loop().create_task(reconciler.run(), name="reconcile")
+        self._tasks.add(task)  # held: the loop keeps only a weak reference
+        task.add_done_callback(_ended)
+
+    def accepted(self, room: str) -> None:
+        """This worker took a job for ``room`` (its recorder may take seconds to join)."""
+        self._accepted[room] = time.monotonic()
+
+    def _own_rooms(self, server: AgentServer) -> set[str]:
+        """Rooms whose recorder is this worker's: running, or accepted recently."""
+        now = time.monotonic()
+        self._accepted = {r: t for r, t in self._accepted.items() if now - t < RETRY_S}
+        return {j.job.room.name for j in server.active_jobs} | set(self._accepted)
 
     def recordings(self, authorization: str | None) -> tuple[int, list[dict[str, Any]]]:
         """(HTTP status, body) of ``GET /recordings``: this worker's active recordings,
@@ -115,3 +151,8 @@ def attach_services(server: AgentServer, config: RecorderConfig) -> WorkerServic
     """Run the recorder's main-process services with ``server``, whichever runner
     starts it. For your own ``AgentServer`` that records with ``RoomRecorder``."""
     return WorkerServices(config).attach(server)
+
+
+def _ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (e := task.exception()) is not None:
+        log.error("the room check stopped: %r", e)

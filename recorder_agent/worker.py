@@ -10,26 +10,36 @@ uploader, metrics and crash recovery start once, in the main process
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 
 from aiohttp import web
-from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobRequest, WorkerPermissions
+from livekit import api
+from livekit.agents import (
+    AgentServer,
+    AutoSubscribe,
+    JobContext,
+    JobRequest,
+    WorkerPermissions,
+)
 from livekit.agents.utils.http_server import HttpServer
 from livekit.agents.utils.hw import get_cpu_monitor
 
 from .config import RecorderConfig
 from .log import logger as log
-from .room import RECORDER_ROLE, ROLE_ATTRIBUTE, RoomRecorder
+from .ops.reconcile import RECORDER_ROLE, ROLE_ATTRIBUTE, first_recorder
+from .room import RoomRecorder
 from .services import WorkerServices
-from .util import printable
+from .util import limit_malloc_arenas, printable
 
 config = RecorderConfig.from_env()
 
-# glibc gives every thread that allocates its own malloc arena; each recording has two
-# threads, and the arenas cost ~9 MB of RSS per recording (bench/alternatives.py).
-# Job processes are started after this line and inherit it.
-os.environ.setdefault("MALLOC_ARENA_MAX", "2")
+limit_malloc_arenas()  # before any recording thread; job processes inherit it
+# livekit-agents preloads its local VAD and end-of-turn models into every worker that
+# runs jobs in threads: 244 MB of weights (its ipc/_preload.py) that a recorder never
+# uses. The idle worker held 547 MB PSS with them.
+os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
 
 if os.environ.pop("LIVEKIT_AGENT_NAME", None):
     # LiveKit's own variable would turn automatic dispatch off unasked; on-demand
@@ -43,8 +53,9 @@ if os.environ.pop("LIVEKIT_AGENT_NAME", None):
 # termination. When the termination wins, the framework disconnects the room itself
 # and the room's own disconnect is lost: wait this long for it before shutting down.
 ROOM_END_WAIT = 2.0
+DUPLICATE_RECHECK_S = 2.0
 
-services = WorkerServices(config)
+services = WorkerServices(config, reconcile=True)
 
 
 class RecorderServer(AgentServer):
@@ -53,6 +64,17 @@ class RecorderServer(AgentServer):
     and freezes its routes before any event fires; the one moment to add a route is
     when ``run()`` stores it as ``_http_server``, which this property intercepts
     (tested in tests/e2e/test_control.py)."""
+
+    def _get_effective_load(self) -> float:
+        """The load plus what the rooms accepted but not yet running will add. LiveKit's
+        guess for those is the load per running job, or, with none running, the
+        threshold over the idle process count: a burst of rooms into an idle worker
+        read as full after two. Here each counts at least ``stats.room_prior``, the
+        cost of a voice room; a room that turns out dearer shows in the load within
+        seconds."""
+        jobs = len(self.active_jobs)
+        per_job = max(self._worker_load / jobs if jobs else 0.0, services.stats.room_prior)
+        return self._worker_load + self._reserved_slots * per_job
 
     @property
     def _http_server(self) -> HttpServer | None:
@@ -76,8 +98,8 @@ server = RecorderServer(
     load_threshold=config.load_threshold,
     load_fnc=services.stats.load,
     port=config.http_port,
-    # Warm job processes in dev mode too (LiveKit's dev default is none): spawning one
-    # for the first room took 5.3 s under `lk agent dev`, the first 5 s of the call.
+    # Warm jobs in dev mode too (LiveKit's dev default is none): spawning a process for
+    # the first room took 5.3 s under `lk agent dev`, the first 5 s of the call.
     num_idle_processes=math.ceil(get_cpu_monitor().cpu_count()),  # LiveKit's, cgroup-aware
     # A recorder only listens, and stays out of the participant list like Egress does.
     permissions=WorkerPermissions(
@@ -93,6 +115,7 @@ services.attach(server)
 
 async def accept(request: JobRequest) -> None:
     """Join marked as a recorder, so that no recorder ever records another."""
+    services.accepted(request.room.name)
     await request.accept(attributes={ROLE_ATTRIBUTE: RECORDER_ROLE})
 
 
@@ -102,11 +125,30 @@ async def room_ended(ctx: JobContext) -> None:
         await recorder.wait_for_room_end(ROOM_END_WAIT)
 
 
+async def _second_recorder(ctx: JobContext) -> bool:
+    """Whether a recorder joined this room before ours, asked twice: a recorder still
+    listed from a room instance that closed a moment ago is gone at the second look."""
+    request = api.ListParticipantsRequest(room=ctx.room.name)
+    for attempt in range(2):
+        listed = await ctx.api.room.list_participants(request)
+        if first_recorder(list(listed.participants), ctx.room.local_participant.identity):
+            return False
+        if attempt == 0:
+            await asyncio.sleep(DUPLICATE_RECHECK_S)
+    return True
+
+
 # No agent name: automatic dispatch into every new room; a name: explicit dispatch only.
 @server.rtc_session(agent_name=config.agent_name, on_request=accept, on_session_end=room_ended)
 async def record_room(ctx: JobContext) -> None:
     recorder = ctx.proc.userdata["recorder"] = RoomRecorder(ctx.room, config)
     ctx.add_shutdown_callback(recorder.aclose)
     await ctx.connect(auto_subscribe=AutoSubscribe.SUBSCRIBE_ALL)
+    # Two dispatches at once (two workers' room checks, ops/reconcile.py) make two
+    # recorders: the one that joined second leaves before it records anything.
+    if await _second_recorder(ctx):
+        log.info("room %s already has a recorder: this one leaves", printable(ctx.room.name))
+        ctx.shutdown("another recorder joined first")
+        return
     log.info("recording room %s into %s", printable(ctx.room.name), config.output_dir)
     recorder.start()

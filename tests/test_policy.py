@@ -10,10 +10,12 @@ import threading
 
 import numpy as np
 import pytest
+from livekit import api
 
 from recorder_agent import RecorderConfig
 from recorder_agent.encode.canvas import Size, choose_canvas, decide_canvas, fit_rect
 from recorder_agent.log import quiet_sdk_teardown
+from recorder_agent.ops import reconcile
 from recorder_agent.output.hls import Segment, render_playlist, target_duration
 from recorder_agent.output.tsparse import pes_pts, pes_timestamps
 from recorder_agent.recording.inbox import AudioIn, Close, Drain, Inbox, Note, VideoIn
@@ -324,9 +326,46 @@ def test_sdk_data_channel_teardown_is_info_and_other_errors_stay_errors(caplog):
     assert [r.levelname for r in caplog.records] == ["INFO", "ERROR"]
 
 
-@pytest.mark.parametrize("module", ["timeline", "latency", "sync", "manifest", "inbox"])
+@pytest.mark.parametrize(
+    "module",
+    ["recording.timeline", "recording.latency", "recording.sync", "recording.manifest",
+     "recording.inbox", "ops.reconcile"],
+)  # fmt: skip
 def test_the_policy_docstring_examples_hold(module):
     """The examples in the pure modules' docstrings are run, so they stay true."""
-    mod = importlib.import_module(f"recorder_agent.recording.{module}")
+    mod = importlib.import_module(f"recorder_agent.{module}")
     result = doctest.testmod(mod)
     assert result.attempted and not result.failed
+
+
+def _participant(identity: str, joined_ms: int, recorder: bool = True) -> api.ParticipantInfo:
+    attributes = {reconcile.ROLE_ATTRIBUTE: reconcile.RECORDER_ROLE} if recorder else {}
+    return api.ParticipantInfo(identity=identity, joined_at_ms=joined_ms, attributes=attributes)
+
+
+def test_of_two_recorders_in_a_room_the_one_that_joined_first_stays():
+    people = [
+        _participant("caller", 1000, recorder=False),
+        _participant("agent-B", 2000),
+        _participant("agent-A", 2500),
+    ]
+    assert reconcile.first_recorder(people, "agent-B")
+    assert not reconcile.first_recorder(people, "agent-A")
+    tie = [_participant("agent-Z", 2000), _participant("agent-Y", 2000)]
+    assert reconcile.first_recorder(tie, "agent-Y") and not reconcile.first_recorder(tie, "agent-Z")
+    assert reconcile.first_recorder([_participant("caller", 1, recorder=False)], "agent-A")
+
+
+def test_the_room_check_forgets_rooms_that_got_a_recorder_or_ended():
+    watch = reconcile.Watch(grace_s=3, retry_s=10, unrecorded_s=10)
+    seen = reconcile.RoomSeen
+    assert watch.plan([seen("a", 5, False), seen("b", 5, True)], now=100) == [
+        reconcile.Dispatch("a", 5.0)
+    ]
+    assert watch.missing == 1
+    assert watch.plan([seen("a", 9, True)], now=104) == []
+    assert watch.missing == 0
+    # Without a recorder again (its worker died): missing since it was last recorded.
+    again = watch.plan([seen("a", 60, False)], now=155)
+    assert again == [reconcile.Unrecorded("a", 51.0), reconcile.Dispatch("a", 51.0)]
+    assert watch.plan([seen("b", 30, True)], now=160) == [] and watch.missing == 0

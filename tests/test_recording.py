@@ -146,6 +146,44 @@ def test_audio_only_participant(config):
     assert inspect_file(path).ok
 
 
+def test_a_participant_with_announced_audio_only_gets_an_aac_only_file(config):
+    """Tracks announced (as the room does) and none of them video by layout_wait: no
+    video stream, no libx264; a camera after that is refused, for a new file."""
+    rec = record(config)
+    assert rec.add_track("TR_mic", "audio", "microphone")
+    p = Participant(rec, now_us(), video=False)
+    p.feed(4)
+    assert rec.drain(30) and rec.audio_only
+    assert not rec.add_track("TR_cam", "video", "camera", 640, 360)
+    p.video = True
+    p.feed(5)  # pushed anyway: counted, not encoded
+    path = finish(rec)
+    streams = ffprobe(path)["streams"]
+    assert [s["codec_name"] for s in streams] == ["aac"]
+    d, _ = decode(path)
+    assert abs(d.audio_duration - 5) <= 0.05
+    assert inspect_file(path).ok
+    manifest = json.loads(rec.manifest_path.read_text())
+    assert (
+        manifest["canvas"] is None and manifest["counters"]["dropped"]["video_in_audio_only_file"]
+    )
+    assert [t["kind"] for t in manifest["tracks"]] == ["audio"]
+
+
+def test_a_camera_announced_before_layout_wait_keeps_the_video_stream(config):
+    rec = record(config)
+    assert rec.add_track("TR_mic", "audio", "microphone")
+    p = Participant(rec, now_us(), video=False)
+    p.feed(1)
+    assert rec.add_track("TR_cam", "video", "camera", 640, 360)
+    p.feed(4)  # no frame before layout_wait: a black picture until the first
+    p.video = True
+    p.feed(6)
+    path = finish(rec)
+    assert not rec.audio_only
+    assert sorted(s["codec_name"] for s in ffprobe(path)["streams"]) == ["aac", "h264"]
+
+
 def test_video_starting_20_s_after_audio_keeps_its_timing(config):
     rec = record(config)
     p = Participant(rec, now_us(), video=False, markers=[21.0])

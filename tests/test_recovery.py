@@ -98,12 +98,17 @@ def test_a_recording_still_being_written_is_never_touched(config):
 
 def test_an_hls_sink_failure_closes_the_playlist_and_manifest_with_what_was_written(tmp_path):
     out = subprocess.run(
-        child("fsize", str(tmp_path), str(53_000)),  # 2-s segments are 50-55 kB
+        child("fsize", str(tmp_path), str(53_000)),  # 2-s segments are 50-55 kB (twoloop)
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "RECORDER_OUTPUT_FORMAT": "hls", "RECORDER_SEGMENT_SECONDS": "2"},
+        env={
+            **os.environ,
+            "RECORDER_OUTPUT_FORMAT": "hls",
+            "RECORDER_SEGMENT_SECONDS": "2",
+            "RECORDER_AAC_CODER": "twoloop",
+        },
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

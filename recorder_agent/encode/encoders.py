@@ -166,6 +166,7 @@ class AudioEncoder:
         ctx = self.stream.codec_context
         ctx.bit_rate = config.audio_bitrate
         ctx.time_base = Fraction(1, self.rate)
+        ctx.options = {"aac_coder": config.aac_coder}
         self.stream.time_base = Fraction(1, self.rate)
         ctx.open()
         self._pending = np.zeros((self.channels, 0), dtype=np.float32)

@@ -33,7 +33,8 @@ def _ffmpeg_errors() -> Iterator[None]:
 
 
 class MediaEncoder:
-    """Both encoders of one file, on a fixed canvas.
+    """Both encoders of one file, on a fixed canvas; without a canvas, AAC only (a
+    participant who publishes no video: no libx264, no black picture).
 
     >>> enc = MediaEncoder(muxer, config, Size(1280, 720))
     >>> enc.picture(av_frame, rotation=0, pts=0)
@@ -42,12 +43,12 @@ class MediaEncoder:
     """
 
     def __init__(
-        self, muxer: TsMuxer, config: RecorderConfig, canvas: Size, keyframe_every: int = 0
+        self, muxer: TsMuxer, config: RecorderConfig, canvas: Size | None, keyframe_every: int = 0
     ) -> None:
         self._muxer = muxer
-        self._video = VideoEncoder(muxer, config, canvas, keyframe_every)
+        self._video = VideoEncoder(muxer, config, canvas, keyframe_every) if canvas else None
         self._audio = AudioEncoder(muxer, config)
-        self._fitter = CanvasFitter(canvas)
+        self._fitter = CanvasFitter(canvas) if canvas else None
         self._converter = AudioConverter(config.audio_sample_rate, config.audio_channels)
         self._last: av.VideoFrame | None = None
         self.rate = self._audio.rate
@@ -59,12 +60,14 @@ class MediaEncoder:
 
     def picture(self, frame: av.VideoFrame, rotation: int, pts: int) -> None:
         """Fit a new picture onto the canvas and queue it for libx264."""
+        assert self._video is not None and self._fitter is not None, "an audio-only file"
         with _ffmpeg_errors():
             self._last = self._fitter.fit(frame, rotation)
         self._video.submit(self._last, pts)
 
     def repeat(self, pts: int) -> None:
         """The last picture again (black before the first)."""
+        assert self._video is not None and self._fitter is not None, "an audio-only file"
         self._video.submit(self._last or self._fitter.black(), pts)
 
     def convert(self, rate: int, samples: np.ndarray) -> list[np.ndarray]:
@@ -83,21 +86,24 @@ class MediaEncoder:
 
     def sync(self) -> None:
         """Wait until every queued picture is encoded and muxed."""
-        self._video.sync()
+        if self._video is not None:
+            self._video.sync()
 
     def take_rejected(self) -> list[str]:
         """Pictures libx264 or the muxer refused since the last call."""
-        out = []
-        while self._video.rejected:
+        out: list[str] = []
+        while self._video is not None and self._video.rejected:
             out.append(self._video.rejected.pop(0))
         return out
 
     def flush(self) -> None:
         """Drain both encoders into the muxer; the x264 thread stops."""
         with _ffmpeg_errors():
-            self._video.flush()
+            if self._video is not None:
+                self._video.flush()
             self._muxer.write(self._audio.flush())
 
     def stop(self) -> None:
         """Stop the x264 thread without draining (after a failure)."""
-        self._video.stop()
+        if self._video is not None:
+            self._video.stop()

@@ -30,6 +30,7 @@ class Output(Protocol):
     path: Path  # what a player opens: the .ts file, or the HLS playlist
     manifest_path: Path
     keyframe_every: int  # 90 kHz ticks between forced keyframes (0: the encoder's GOP)
+    allows_audio_only: bool  # a file may lack video (HLS cuts its segments at keyframes)
 
     @property
     def bytes_written(self) -> int: ...
@@ -78,6 +79,7 @@ class _Common:
 
 class TsOutput(_Common):
     keyframe_every = 0
+    allows_audio_only = True
     segments = None
 
     def __init__(self, path: Path, fsync_interval: float) -> None:
@@ -106,6 +108,8 @@ class TsOutput(_Common):
 
 
 class HlsOutput(_Common):
+    allows_audio_only = False
+
     def __init__(self, folder: Path, config: RecorderConfig) -> None:
         self.folder = folder
         self.manifest_path = folder.with_name(folder.name + ".json")

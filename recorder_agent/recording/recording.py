@@ -74,6 +74,13 @@ class ParticipantRecording:
         self._pending_audio: list[msg.AudioIn] = []  # audio waiting for the canvas decision
         self._shift = VideoShift()  # moves video by the receiver's delay difference
         self._published: Size | None = None  # published size of the video track
+        # A file whose announced tracks (add_track) are all audio at layout_wait is
+        # audio-only; a video track announced before that decision keeps the video
+        # stream. The lock makes the two exclusive: see want_video().
+        self._video_lock = threading.Lock()
+        self._announced = False
+        self._video_wanted = False
+        self.audio_only = False
         self._thread = threading.Thread(
             target=self._run, name=f"recording:{info.stem[:32]}", daemon=True
         )
@@ -82,8 +89,11 @@ class ParticipantRecording:
     # ----- producer side: never blocks -------------------------------------------------
 
     def push_video(self, frame: rtc.VideoFrame, timestamp_us: int, rotation: int = 0) -> None:
-        """Queue a video frame. The recording owns ``frame`` from now on."""
-        if self._accepting("video"):
+        """Queue a video frame. The recording owns ``frame`` from now on; an audio-only
+        file counts it as dropped (see ``want_video``)."""
+        if not self.want_video():
+            self.stats.count_drop("video_in_audio_only_file")
+        elif self._accepting("video"):
             self.stats.video_frames_in += 1
             self._inbox.put(msg.VideoIn(frame, timestamp_us, int(rotation)))
 
@@ -98,10 +108,22 @@ class ParticipantRecording:
             self.stats.audio_frames_in += 1
             self._inbox.put(msg.AudioIn(frame, timestamp_us, now))
 
-    def add_track(self, sid: str, kind: str, source: str, width: int = 0, height: int = 0) -> None:
+    def want_video(self) -> bool:
+        """Keep a video stream in this file; False once it was decided audio-only (no
+        video track by ``layout_wait``): then video needs a new recording."""
+        with self._video_lock:
+            self._video_wanted = not self.audio_only
+            return self._video_wanted
+
+    def add_track(self, sid: str, kind: str, source: str, width: int = 0, height: int = 0) -> bool:
         """Note a track that feeds this recording, for the manifest. A video track's
-        published size, when given, sizes the canvas (see canvas.decide_canvas)."""
+        published size, when given, sizes the canvas (see canvas.decide_canvas).
+        False, and nothing noted, for a video track when the file is audio-only."""
+        if kind == "video" and not self.want_video():
+            return False
+        self._announced = True
         self._inbox.put(msg.TrackAdded(sid, kind, source, width, height))
+        return True
 
     def add_event(self, kind: str, **details: Any) -> None:
         """Record an event (mute, unmute, …) in the manifest at the current media time."""
@@ -235,6 +257,8 @@ class ParticipantRecording:
             self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
 
     def _on_video(self, item: msg.VideoIn) -> None:
+        if self.audio_only:  # pushed as the file was decided audio-only
+            raise BadFrame("video_in_audio_only_file", "this file has no video stream")
         frame = video_to_av(item.frame, self.config.max_input_dimension)
         self._set_origin(item.ts, item.pushed)
         if self._sync is None:
@@ -271,9 +295,14 @@ class ParticipantRecording:
         self._apply(self._sync.finish(self._sync.end_instant(item.pushed)))
 
     def _open(self, first: Size | None) -> None:
-        """Decide the canvas, start the encoders, and replay audio that waited."""
+        """Decide the canvas (none: audio-only), start the encoders, and replay audio
+        that waited."""
         cfg = self.config
-        canvas = decide_canvas(cfg, self._published, first)
+        with self._video_lock:
+            fixed = cfg.canvas_width or not self._output.allows_audio_only
+            wanted = self._video_wanted or not self._announced
+            self.audio_only = first is None and not wanted and not fixed
+        canvas = None if self.audio_only else decide_canvas(cfg, self._published, first)
         muxer = self._output.open_muxer(self._pts0_utc)
         self._media = MediaEncoder(muxer, cfg, canvas, self._output.keyframe_every)
         self._sync = AvSync(
@@ -283,9 +312,13 @@ class ParticipantRecording:
             fill_delay_us=int(cfg.gap_fill_delay * 1e6),
             fill_interval_us=int(cfg.video_fill_interval * 1e6),
             shift=self._shift,
+            video=canvas is not None,
         )
-        self._ledger.manifest.canvas = {"width": canvas.width, "height": canvas.height}
-        self._event("started", canvas=f"{canvas.width}x{canvas.height}")
+        if canvas is None:
+            self._event("started", audio_only=True)
+        else:
+            self._ledger.manifest.canvas = {"width": canvas.width, "height": canvas.height}
+            self._event("started", canvas=f"{canvas.width}x{canvas.height}")
         pending, self._pending_audio = self._pending_audio, []
         for item in pending:
             self._on_audio(item)

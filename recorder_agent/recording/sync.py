@@ -94,8 +94,10 @@ class AvSync:
         fill_delay_us: int,
         fill_interval_us: int,
         shift: VideoShift | None = None,
+        video: bool = True,
     ) -> None:
         self.origin = origin
+        self._video = video  # False: an audio-only file, no picture is ever repeated
         self.rate = rate
         self.latest = origin.media_us  # newest media instant seen (µs)
         self._frame_us = frame_us
@@ -205,6 +207,8 @@ class AvSync:
         """Repeat the last picture (black before the first) while video has stopped."""
         last = self._vtl.last_pts
         steps: list[Step] = []
+        if not self._video:
+            return steps
         for pts in self._vtl.repeats_until(until):
             if self._video_stopped is None:
                 self._video_stopped = last if last is not None else 0

@@ -50,11 +50,10 @@ def test_the_voice_agent_example_records_the_caller_and_itself(own_worker, tmp_p
     assert max(abs(o) for o in report.av_offsets_ms) <= EMBEDDED_AV_SYNC_MS, report.av_offsets_ms
 
     agent_file = worker.out / room / agent["file"]
-    duration = check_file(agent_file)
+    duration = check_file(agent_file, video=False)  # an agent that only speaks: AAC alone
     assert duration > 9  # the agent was there before the caller and after
     d, _ = decode(agent_file)
-    # audio-only: the black picture repeats once a second, the sound runs throughout
-    assert abs(d.audio_duration - duration) < 0.1 and 0 <= duration - d.video_duration < 1.05
+    assert abs(d.audio_duration - duration) < 0.1 and not d.video_pts
     loud = [rms > 0.1 for rms in d.audio_rms]  # the tone: one second on, one second off
     runs = sum(1 for a, b in itertools.pairwise(loud) if a != b)
     assert sum(loud) > 200 and runs >= 4, (sum(loud), runs)

@@ -48,7 +48,7 @@ def test_hostile_identities_stay_inside_and_distinct(worker: Worker):
     for path in files:
         assert path.resolve().parent == folder.resolve()
         assert len(path.name) < 128
-        check_file(path)
+        check_file(path, video=False)  # they only speak: AAC alone
     assert not (out.parent / "etc").exists() and not Path("/etc/passwd.ts").exists()
 
 
