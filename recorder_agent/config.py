@@ -146,8 +146,8 @@ class RecorderConfig:
     )
     metrics_port: int = _doc("Port of the Prometheus /metrics endpoint; 0: off.", 0)
     capacity_cores: float = _doc(
-        "CPU cores the worker may use for encoding; its load is its CPU use over this "
-        "(0: all cores of the machine).",
+        "CPU cores the worker may use for recording; its load is the CPU use of its "
+        "recording job processes over this (0: all cores of the machine).",
         0.0,
     )
 

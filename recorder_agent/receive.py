@@ -29,9 +29,6 @@ from .recording import ParticipantRecording
 from .recording.latency import BufferStats, average_delay_us
 
 STATS_TICK_S = 0.25  # a reading per recording with audio and video, four times a second
-# Audio frames: 10 ms (the SDK's own size) where timing against video matters; 100 ms
-# for a participant without video, a tenth of the events, objects and queue moves.
-AV_FRAME_MS, VOICE_FRAME_MS = 10, 100
 _STREAM_CLOSE_TIMEOUT = 2.0
 
 
@@ -61,13 +58,10 @@ async def consume_video(track: rtc.Track, rec: ParticipantRecording) -> None:
 
 
 async def consume_audio(
-    track: rtc.Track, rec: ParticipantRecording, sample_rate: int, channels: int, frame_ms: int
+    track: rtc.Track, rec: ParticipantRecording, sample_rate: int, channels: int
 ) -> None:
-    """Move ``track``'s audio into ``rec``, ``frame_ms`` at a time, until cancelled
-    (stamped on arrival)."""
-    stream = rtc.AudioStream(
-        track, sample_rate=sample_rate, num_channels=channels, frame_size_ms=frame_ms
-    )
+    """Move every 10 ms of ``track`` into ``rec`` until cancelled (stamped on arrival)."""
+    stream = rtc.AudioStream(track, sample_rate=sample_rate, num_channels=channels)
     try:
         async for ev in stream:
             rec.push_audio(ev.frame)

@@ -29,14 +29,7 @@ from .log import logger as log
 from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
 from .ops.reconcile import RECORDER_ROLE, ROLE_ATTRIBUTE
-from .receive import (
-    AV_FRAME_MS,
-    STATS_TICK_S,
-    VOICE_FRAME_MS,
-    DelayProbe,
-    consume_audio,
-    consume_video,
-)
+from .receive import STATS_TICK_S, DelayProbe, consume_audio, consume_video
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
 from .util import printable
@@ -64,10 +57,6 @@ def consented(config: RecorderConfig, attributes: dict[str, str]) -> bool:
     if config.consent == "opt-in":
         return value == config.opt_in_value
     return value != config.opt_out_value
-
-
-def _has_video(participant: Participant) -> bool:
-    return any(p.kind == rtc.TrackKind.KIND_VIDEO for p in participant.track_publications.values())
 
 
 def source_name(source: int) -> str:
@@ -224,7 +213,7 @@ class RoomRecorder:
         if not rec.add_track(pub.sid, kind, source, *size):
             rec = self._roll_over(key, participant, group)
             rec.add_track(pub.sid, kind, source, *size)
-        self._feed(pub.sid, track, source, key, rec, _has_video(participant))
+        self._feed(pub.sid, track, source, key, rec)
         log.info("recording %s %s of %s", source, pub.sid, printable(participant.identity))
 
     def _start_recording(
@@ -255,7 +244,7 @@ class RoomRecorder:
         rec = self._start_recording(key, participant, group)
         for sid, track, source in audio:
             rec.add_track(sid, "audio", source)
-            self._feed(sid, track, source, key, rec, video=True)
+            self._feed(sid, track, source, key, rec)
         return rec
 
     def _feed(
@@ -265,10 +254,8 @@ class RoomRecorder:
         source: str,
         key: tuple[str, str],
         rec: ParticipantRecording,
-        video: bool,
     ) -> None:
-        """Start the consumer task that moves ``track``'s frames into ``rec``; ``video``:
-        the participant publishes video too."""
+        """Start the consumer task that moves ``track``'s frames into ``rec``."""
         self._stop_track(sid)
         self._track_group[sid] = key
         self._tracks[sid] = track
@@ -277,13 +264,7 @@ class RoomRecorder:
         consume = (
             consume_video(track, rec)
             if track.kind == rtc.TrackKind.KIND_VIDEO
-            else consume_audio(
-                track,
-                rec,
-                cfg.audio_sample_rate,
-                cfg.audio_channels,
-                AV_FRAME_MS if video else VOICE_FRAME_MS,
-            )
+            else consume_audio(track, rec, cfg.audio_sample_rate, cfg.audio_channels)
         )
         self._track_tasks[sid] = asyncio.create_task(consume, name=f"track:{sid}")
 
@@ -392,8 +373,12 @@ class RoomRecorder:
                         by_kind[track.kind] = track
                 audio = by_kind.get(rtc.TrackKind.KIND_AUDIO)
                 video = by_kind.get(rtc.TrackKind.KIND_VIDEO)
-                if audio is not None and video is not None:
-                    await self._probes.setdefault(key, DelayProbe(rec)).read(audio, video)
+                if audio is None or video is None or self._recordings.get(key) is not rec:
+                    continue  # a roll-over or a close during an earlier await
+                probe = self._probes.get(key)
+                if probe is None or probe.rec is not rec:
+                    probe = self._probes[key] = DelayProbe(rec)
+                await probe.read(audio, video)
 
     async def _log_progress(self) -> None:
         """One line per recording every few seconds: the progress bar of a server."""

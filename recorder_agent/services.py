@@ -63,6 +63,7 @@ class WorkerServices:
                 return
             self._started = True
         cfg = self.config
+        self.stats.fold_stale()
         # Recordings a crash left open: closed out (and queued) in a thread of its own,
         # so that the event loop (LiveKit's connection) never waits for a big folder.
         threading.Thread(target=recover, args=(cfg,), name="recover", daemon=True).start()

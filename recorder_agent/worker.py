@@ -130,7 +130,11 @@ async def _second_recorder(ctx: JobContext) -> bool:
     listed from a room instance that closed a moment ago is gone at the second look."""
     request = api.ListParticipantsRequest(room=ctx.room.name)
     for attempt in range(2):
-        listed = await ctx.api.room.list_participants(request)
+        try:
+            listed = await ctx.api.room.list_participants(request)
+        except Exception as e:  # record: a duplicate recorder is cheaper than a gap
+            log.warning("could not list room %s: %s", printable(ctx.room.name), e)
+            return False
         if first_recorder(list(listed.participants), ctx.room.local_participant.identity):
             return False
         if attempt == 0:

@@ -35,6 +35,7 @@ COUNTERS = ("bytes_written", "video_frames_encoded", "frames_dropped", "errors")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_WINDOW_S = 10.0  # seconds of CPU use the load averages: a join's spike is brief
 LOAD_FRESH_S = 0.25  # a load this recent is answered again, not measured again
+LOAD_MIN_SPAN_S = 2.0  # a job that began recording within the window: its rate over at least this
 # What a room is taken to cost until its recording is measured: one voice participant at
 # the 0.02 cores aimed for (bench/e2e_voice.py), so that a burst of 50 rooms into an
 # idle 2-core worker stays under LiveKit's 0.7 (at 0.05, 28 of 50 were refused).
@@ -90,9 +91,20 @@ class WorkerStats:
         self._lock = threading.Lock()
         # (monotonic s, {pid: CPU s}) of the processes that record, over the window
         self._cpu: deque[tuple[float, dict[int, float]]] = deque()
-        self._first: dict[int, float] = {}  # CPU s of a job process when it began to record
+        # (monotonic s, CPU s) of a job process when it began to record
+        self._first: dict[int, tuple[float, float]] = {}
         self._job_pids: set[int] = set()  # job processes with a live stats file
         self._load = 0.0
+
+    def fold_stale(self) -> None:
+        """At the worker's start: every stats file is from a run before it (a job killed
+        past its timeout leaves one, and pids come back after a restart). Their last
+        numbers go into the totals; the files go."""
+        with self._lock:
+            for path, data in self._files():
+                for key in COUNTERS:
+                    self._retired[key] += sum(r.get(key, 0) for r in data["recordings"])
+                path.unlink(missing_ok=True)
 
     def snapshot(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
         """(recordings of live job processes, worker-wide counter totals)."""
@@ -140,14 +152,16 @@ class WorkerStats:
         with self._lock:
             pids = self._job_pids & tree.keys()
             cpu = {pid: tree[pid] for pid in pids}
-            self._first = {pid: self._first.get(pid, c) for pid, c in cpu.items()}
+            self._first = {pid: self._first.get(pid, (now, c)) for pid, c in cpu.items()}
             self._cpu.append((now, cpu))
             while now - self._cpu[0][0] > LOAD_WINDOW_S and len(self._cpu) > 2:
                 self._cpu.popleft()
             t0, cpu0 = self._cpu[0]
-            used = sum(c - cpu0.get(pid, self._first[pid]) for pid, c in cpu.items())
-            if now > t0:
-                self._load = min(1.0, max(0.0, used / (now - t0) / self.cores))
+            used = 0.0  # cores: each process over the part of the window it recorded in
+            for pid, c in cpu.items():
+                since, base = (t0, cpu0[pid]) if pid in cpu0 else self._first[pid]
+                used += (c - base) / max(now - since, LOAD_MIN_SPAN_S)
+            self._load = min(1.0, max(0.0, used / self.cores))
         return self._reported()
 
     def _reported(self) -> float:

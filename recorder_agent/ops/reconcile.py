@@ -86,6 +86,10 @@ class Watch:
         self._reported: set[str] = set()
         self._recorded: dict[str, float] = {}  # room → when it was last seen recorded
 
+    def undo_dispatch(self, room: str) -> None:
+        """The dispatch ``plan`` asked for failed: ask again at the next ``plan``."""
+        self._dispatched.pop(room, None)
+
     @property
     def missing(self) -> int:
         """Rooms without a recorder at the last ``plan``."""
@@ -175,25 +179,33 @@ class Reconciler:
             age = now - (room.creation_time_ms / 1000 or room.creation_time)
             seen.append(RoomSeen(room.name, age, has))
         for action in self.watch.plan(seen, now):
-            match action:
-                case Dispatch(name, missing):
-                    await lk.agent_dispatch.create_dispatch(
-                        api.CreateAgentDispatchRequest(room=name, agent_name=self.config.agent_name)
-                    )
-                    self.dispatches += 1
-                    log.warning(
-                        "room %s has had no recorder for %.0f s: dispatched one",
-                        printable(name),
-                        missing,
-                    )
-                case Unrecorded(name, missing):
-                    self.unrecorded += 1
-                    log.error(
-                        "room %s is not being recorded, %.0f s after it began: no worker took it "
-                        "(all full, or none running); dispatching again while it lasts",
-                        printable(name),
-                        missing,
-                    )
+            try:  # one room's failure (deleted meanwhile, a timeout) spares the others
+                await self._act(lk, action)
+            except Exception as e:
+                if isinstance(action, Dispatch):
+                    self.watch.undo_dispatch(action.room)
+                log.warning("room check: %s failed: %s", action, e)
+
+    async def _act(self, lk: api.LiveKitAPI, action: Dispatch | Unrecorded) -> None:
+        match action:
+            case Dispatch(name, missing):
+                await lk.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(room=name, agent_name=self.config.agent_name)
+                )
+                self.dispatches += 1
+                log.warning(
+                    "room %s has had no recorder for %.0f s: dispatched one",
+                    printable(name),
+                    missing,
+                )
+            case Unrecorded(name, missing):
+                self.unrecorded += 1
+                log.error(
+                    "room %s is not being recorded, %.0f s after it began: no worker took it "
+                    "(all full, or none running); dispatching again while it lasts",
+                    printable(name),
+                    missing,
+                )
 
     @staticmethod
     async def _has_recorder(lk: api.LiveKitAPI, room: str) -> bool:
