@@ -28,7 +28,7 @@ from .config import PARTICIPANT_KINDS, RecorderConfig
 from .log import logger as log
 from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
-from .ops.reconcile import RECORDER_ROLE, ROLE_ATTRIBUTE
+from .ops.reconcile import is_recorder
 from .receive import STATS_TICK_S, DelayProbe, consume_audio, consume_video
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
@@ -165,7 +165,7 @@ class RoomRecorder:
     def _wanted(self, participant: rtc.RemoteParticipant) -> bool:
         if kind_name(participant) not in self.config.kinds:
             return False
-        if participant.attributes.get(ROLE_ATTRIBUTE) == RECORDER_ROLE:
+        if is_recorder(participant):
             return False
         return consented(self.config, participant.attributes)
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livekit import api
+from livekit import api, rtc
 
 from ..config import RecorderConfig
 from ..log import logger as log
@@ -123,7 +123,8 @@ class Watch:
         return actions
 
 
-def is_recorder(participant: api.ParticipantInfo) -> bool:
+def is_recorder(participant: api.ParticipantInfo | rtc.Participant) -> bool:
+    """Marked as a recorder: as the server lists it, or as a room sees it."""
     return participant.attributes.get(ROLE_ATTRIBUTE) == RECORDER_ROLE
 
 
