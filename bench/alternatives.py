@@ -35,13 +35,13 @@ from typing import Any
 import av
 import numpy as np
 
-from demo.testsignal import AUDIO_FRAME, RATE
+from demo.testsignal import AUDIO_FRAME, RATE, camera_like
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
 from recorder_agent.encode.canvas import Size
 from recorder_agent.encode.encoders import configure_x264
 from recorder_agent.output.tsparse import TS_PACKET, pat_pmt_pid, pes_pts, ts_header
 
-from .frames import BACKLOG, FPS, as_rtc, camera_like, rtc_tone, tone_pcm
+from .frames import BACKLOG, FPS, as_rtc, rtc_tone, tone_pcm
 from .measure import cpu_s, rss_mb, run_module
 
 CANDIDATES = ("ffmpeg", "naive", "ours")

@@ -17,6 +17,14 @@ def cpu_s(children: bool = False) -> float:
     return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, whos))
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(all CPU ticks, stolen ticks) of the machine so far, from /proc/stat: a VM's
+    neighbours take time from it (steal), which changes what the machine can do."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return sum(ticks), ticks[7] if len(ticks) > 7 else 0
+
+
 def rss_mb(pid: int | str = "self") -> float:
     """Resident set size of a process now, from /proc (0 when it is gone)."""
     try:

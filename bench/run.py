@@ -1,6 +1,7 @@
 """`make bench [ARGS=--quick]`: overhead against raw libx264, ours against the
-alternatives users would build (``alternatives.py``), and real-time capacity
-(``capacity.py``); each prints a table. ``--quick`` takes about five minutes.
+alternatives users would build (``alternatives.py``), real-time capacity
+(``capacity.py``), graceful overload with adaptive quality, and the picture quality of
+each preset (``quality.py``); each prints a table. ``--quick`` takes about five minutes.
 
 In part 1 both candidates encode the same pre-generated 30 fps frames with the same libx264
 settings in the same process, one after the other; the ratio of their throughputs is
@@ -19,12 +20,13 @@ from pathlib import Path
 import av
 import numpy as np
 
+from demo.testsignal import camera_like
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
 from recorder_agent.encode.canvas import Size
 from recorder_agent.encode.encoders import configure_x264
 
-from . import alternatives, capacity
-from .frames import FPS, FastFeeder, as_rtc, camera_like
+from . import alternatives, capacity, quality
+from .frames import FPS, FastFeeder, as_rtc
 from .measure import cpu_s
 
 SIZES = [(640, 360), (1280, 720), (1920, 1080)]
@@ -122,6 +124,25 @@ def real_time_capacity(seconds: int) -> None:
           "(Egress budgets 2 CPUs per participant egress: 0.5 per core)")  # fmt: skip
 
 
+def graceful_overload(seconds: int) -> None:
+    print(f"\n## 4. Graceful overload, core, 1280x720 30 fps + audio, {seconds} s, one process\n")
+    print("Each count twice, one run after the other: at full quality throughout, and with")
+    print("adaptive quality (the default). thinned: frames left out at a lowered frame rate;")
+    print("gaps: gap events in the manifests; steal: the VM's CPU time taken by its host.\n")
+    print(f"{'participants':>12} {'adaptive':>8} {'dropped':>8} {'thinned':>8} {'gaps':>5} "
+          f"{'cores':>6} {'steal':>6}  levels at the end")  # fmt: skip
+    for n in (4, 8, 12):
+        for adaptive in (False, True):
+            r = capacity.run_isolated(n, seconds, adaptive)
+            if "error" in r:
+                print(f"{n:>12} {adaptive!s:>8} error: {r['error']}")
+                continue
+            levels = ", ".join(f"{k} x{v}" for k, v in sorted(r["levels"].items()))
+            print(f"{n:>12} {'on' if adaptive else 'off':>8} {r['dropped_fraction']:>7.1%} "
+                  f"{r['thinned_fraction']:>7.0%} {r['gaps']:>5} {r['cpu_cores_used']:>6.2f} "
+                  f"{r['steal_fraction']:>5.0%}  {levels}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="10 s runs, 720p only in part 2")
@@ -130,6 +151,9 @@ def main() -> None:
     overhead(10 if args.quick else 60)
     against_alternatives(seconds, [(1280, 720)] if args.quick else SIZES)
     real_time_capacity(seconds)
+    graceful_overload(seconds)
+    print()
+    quality.measure(10)
 
 
 if __name__ == "__main__":

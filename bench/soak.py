@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from demo.testsignal import camera_like
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo
 
-from .frames import FPS, FastFeeder, as_rtc, camera_like
+from .frames import FPS, FastFeeder, as_rtc
 from .measure import rss_mb
 
 

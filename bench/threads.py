@@ -16,10 +16,10 @@ import threading
 import time
 from pathlib import Path
 
+from demo.testsignal import camera_like
 from recorder_agent import RecorderConfig
 from recorder_agent.ops.metrics import proc_stat
 
-from .frames import camera_like
 from .run import ours, raw_x264
 
 

@@ -73,6 +73,19 @@ def luma_frame(w: int, h: int, luma: int) -> rtc.VideoFrame:
     return yuv_frame(w, h, (luma, 128, 128))
 
 
+def camera_like(w: int, h: int, n: int) -> list[np.ndarray]:
+    """I420 buffers with moving gradients and noise: a camera, roughly, for x264."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = []
+    for i in range(n):
+        y = ((xx + 4 * i) % 256 * 0.6 + (yy + 2 * i) % 256 * 0.3).astype(np.uint8)
+        y = (y + rng.integers(0, 12, (h, w), dtype=np.uint8)).astype(np.uint8)
+        uv = np.full(2 * (w // 2) * (h // 2), 128, np.uint8)
+        frames.append(np.concatenate([y.reshape(-1), uv]))
+    return frames
+
+
 def tone(n: int, offset: int, amplitude: float, freq: float = 1000.0) -> np.ndarray:
     t = (np.arange(n) + offset) / RATE
     return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype(np.int16)

@@ -16,6 +16,9 @@ from urllib.parse import urlsplit
 
 ENV_PREFIX = "RECORDER_"
 PARTICIPANT_KINDS = ("standard", "ingress", "egress", "sip", "agent", "connector", "bridge")
+# libx264's presets, fastest first.
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")  # fmt: skip
 _AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000)
 
 
@@ -62,6 +65,13 @@ class RecorderConfig:
 
     # Video encoding (libx264).
     x264_preset: str = _doc("libx264 preset; 'veryfast' keeps up in real time.", "veryfast")
+    adaptive_quality: bool = _doc(
+        "When a recording falls behind real time, step x264's preset down to ultrafast, then "
+        "the frame rate, before any frame is lost; back up when it catches up (manifest "
+        "events 'quality').",
+        True,
+    )
+    min_fps: int = _doc("Lowest frame rate adaptive_quality steps down to.", 10)
     x264_tune: str = _doc("libx264 tune; 'zerolatency' avoids frame buffering.", "zerolatency")
     video_crf: int = _doc("Constant rate factor (quality) when video_bitrate is 0.", 23)
     video_bitrate: int = _doc("Target video bitrate in bit/s; 0 means CRF mode.", 0)
@@ -181,6 +191,8 @@ class RecorderConfig:
             (self.video_bitrate >= 0, "video_bitrate must be >= 0"),
             (self.gop_seconds > 0, "gop_seconds must be > 0"),
             (self.nominal_fps > 0, "nominal_fps must be > 0"),
+            (self.x264_preset in X264_PRESETS, f"x264_preset must be one of {X264_PRESETS}"),
+            (0 < self.min_fps <= self.nominal_fps, "min_fps must be 1..nominal_fps"),
             (self.x264_threads >= 0, "x264_threads must be >= 0"),
             (0 <= self.encoder_nice <= 19, "encoder_nice must be 0..19"),
             (self.canvas_max_long >= self.canvas_max_short >= 2, "canvas caps must be >= 2"),

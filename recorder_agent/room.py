@@ -390,12 +390,13 @@ class RoomRecorder:
                 meter = self._progress_meters.setdefault(key, RateMeter())
                 fps = meter.rate(s.video_frames_encoded)
                 log.info(
-                    "progress %s/%s: %.1f s, %.2f MB, %.1f fps, %d dropped, queue %d",
+                    "progress %s/%s: %.1f s, %.2f MB, %.1f fps%s, %d dropped, queue %d",
                     printable(self.room.name),
                     rec.info.shown,
                     s.media_seconds,
                     s.bytes_written / 1e6,
                     fps,
+                    f" ({s.quality})" if s.quality_level else "",
                     s.drops(),
                     rec.queue_depth,
                 )

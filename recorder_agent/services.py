@@ -121,7 +121,7 @@ class WorkerServices:
             return 401, []
         live, _ = self.stats.snapshot()
         keys = ("room", "identity", "path", "state", "media_seconds", "bytes_written",
-                "fps", "frames_dropped")  # fmt: skip
+                "fps", "frames_dropped", "quality")  # fmt: skip
         return 200, [{k: r.get(k) for k in keys} for r in live if r["state"] == "recording"]
 
     def stop(self) -> None:

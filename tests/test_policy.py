@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import logging
+import random
 import threading
 
 import numpy as np
@@ -26,6 +27,7 @@ from recorder_agent.recording.latency import (
     average_delay_us,
 )
 from recorder_agent.recording.manifest import Manifest
+from recorder_agent.recording.quality import Governor, Thinner, ladder
 from recorder_agent.recording.sync import (
     AvSync,
     Gap,
@@ -329,13 +331,103 @@ def test_sdk_data_channel_teardown_is_info_and_other_errors_stay_errors(caplog):
 @pytest.mark.parametrize(
     "module",
     ["recording.timeline", "recording.latency", "recording.sync", "recording.manifest",
-     "recording.inbox", "ops.reconcile"],
+     "recording.inbox", "recording.quality", "ops.reconcile"],
 )  # fmt: skip
 def test_the_policy_docstring_examples_hold(module):
     """The examples in the pure modules' docstrings are run, so they stay true."""
     mod = importlib.import_module(f"recorder_agent.{module}")
     result = doctest.testmod(mod)
     assert result.attempted and not result.failed
+
+
+def _governor() -> Governor:
+    return Governor(ladder("veryfast", 30, 10), rng=random.Random(7))
+
+
+def test_overload_steps_down_once_per_settle_and_not_while_draining():
+    gov = _governor()
+    assert gov.observe(0.0, 0.29, 0.8) is None  # under DOWN_S
+    assert gov.observe(0.05, 0.14, 1.0) is None  # under EARLY_S
+    first = gov.observe(0.1, 0.45, 0.8)
+    assert (str(first.level), first.direction, first.index) == ("superfast@30", "down", 1)
+    assert gov.observe(0.3, 0.5, 1.0) is None  # within SETTLE_S of the step
+    assert gov.observe(0.7, 0.38, 1.0) is None  # behind less than at the step: draining
+    assert str(gov.observe(0.8, 0.42, 1.0).level) == "ultrafast@30"  # not draining
+    # Far behind: two steps at once, and never past the last level.
+    assert str(gov.observe(1.4, 0.9, 1.0).level) == "ultrafast@15"
+    assert str(gov.observe(2.0, 0.95, 1.0).level) == "ultrafast@10"
+    assert gov.observe(3.0, 2.0, 1.0) is None
+
+
+def test_a_fast_growing_backlog_steps_down_in_proportion():
+    """Behind by 0.7 s more each second: 0.3 of real time, so the level must cost at
+    most 0.3 x 0.8 of veryfast@30 (x264 cost 30): ultrafast@20 (6.2), in one step."""
+    gov = _governor()
+    change = None
+    for i in range(10):
+        change = gov.observe(i * 0.1, 0.07 * i, 1.0 if i > 4 else 0.5)
+        if change is not None:
+            break
+    assert str(change.level) == "ultrafast@20" and i == 5
+    # Growing slowly (0.1 s a second) after that: one ordinary step.
+    readings = [(1.2 + j * 0.1, 0.35 + 0.01 * j) for j in range(3)]
+    changes = [gov.observe(t, b, 1.0) for t, b in readings]
+    assert [str(c.level) for c in changes if c] == ["ultrafast@15"]
+
+
+def test_a_saturated_encoder_steps_down_earlier():
+    gov = _governor()
+    assert gov.observe(0.0, 0.2, 0.85) is None
+    assert str(gov.observe(0.1, 0.2, 0.95).level) == "superfast@30"
+
+
+def test_overload_steps_up_after_a_calm_hold_only_when_the_level_above_fits():
+    gov = _governor()
+    gov.observe(0.0, 0.4, 1.0)  # superfast@30
+    assert gov.observe(1.0, 0.0, 0.2) is None  # calm starts
+    assert gov.observe(1.0 + Governor.UP_HOLD_S - 0.1, 0.0, 0.2) is None  # too soon
+    # Calm long enough, but the busy share scaled to veryfast (x 1/0.6) would not fit.
+    late = 1.0 + 1.5 * Governor.UP_HOLD_S
+    assert gov.observe(late, 0.0, 0.5) is None
+    up = gov.observe(late + 0.1, 0.0, 0.3)
+    assert (str(up.level), up.direction, up.index) == ("veryfast@30", "up", 0)
+    assert gov.observe(late + 100, 0.0, 0.0) is None  # at full quality: nothing above
+    # A reading that is not calm restarts the hold.
+    gov.observe(200.0, 0.4, 1.0)
+    gov.observe(201.0, 0.0, 0.1)
+    gov.observe(201.0 + Governor.UP_HOLD_S, 0.1, 0.1)
+    assert gov.observe(202.0 + Governor.UP_HOLD_S, 0.0, 0.1) is None
+
+
+def test_a_step_up_undone_soon_doubles_the_hold():
+    gov = _governor()
+    gov.observe(0.0, 0.4, 1.0)
+    t = 0.1
+    holds = []
+    for _ in range(3):  # up, and down again at once: the hold grows each time
+        start = t
+        while gov.observe(t, 0.0, 0.1) is None:
+            t += 0.5
+        holds.append(t - start)
+        t += 1.0
+        assert gov.observe(t, 0.4, 1.0).direction == "down"
+        t += 1.0
+    assert holds[0] < 1.5 * Governor.UP_HOLD_S + 1
+    assert holds[1] >= 2 * Governor.UP_HOLD_S
+    assert holds[2] >= 4 * Governor.UP_HOLD_S
+
+
+def test_thinner_keeps_the_target_rate_from_any_input_rate():
+    for fps_in, target in ((30, 20), (30, 15), (30, 10), (20, 15), (24, 10)):
+        thin = Thinner(target)
+        step = 1_000_000 // fps_in
+        kept = sum(thin.keep(i * step) for i in range(fps_in * 10))
+        assert abs(kept / 10 - min(target, fps_in)) <= 0.6, (fps_in, target, kept)
+    # Jitter does not cost frames that are due: 30 fps in, +-5 ms, 15 kept.
+    thin = Thinner(15)
+    jitter = [0, 5_000, -5_000, 3_000]
+    kept = sum(thin.keep(i * 33_333 + jitter[i % 4]) for i in range(300))
+    assert 148 <= kept <= 152
 
 
 def _participant(identity: str, joined_ms: int, recorder: bool = True) -> api.ParticipantInfo:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
+from livekit import rtc
 
 from demo.testsignal import (
     DARK,
@@ -13,6 +16,7 @@ from demo.testsignal import (
     RED_YUV,
     VBT,
     Participant,
+    camera_like,
     luma_frame,
     now_us,
     yuv_frame,
@@ -289,3 +293,52 @@ def test_published_size_follows_the_orientation_of_the_frames(config):
     rec.push_video(luma_frame(180, 320, FLASH), now_us())  # a phone held upright
     _, frames = decode(finish(rec), keep_frames=True)
     assert (frames[0].width, frames[0].height) == (360, 640)
+
+
+def _camera_like(w: int, h: int, n: int) -> list[rtc.VideoFrame]:
+    return [
+        rtc.VideoFrame(w, h, rtc.VideoBufferType.I420, memoryview(b)) for b in camera_like(w, h, n)
+    ]
+
+
+def test_an_overloaded_recording_steps_quality_down_and_loses_no_frame(tmp_path):
+    """1080p camera-like video on one x264 thread at veryfast runs at about half of real
+    time on these machines. Fed in real time, the recording steps its preset (and the
+    frame rate, if need be) down before its 30-frame video lane fills: every frame is
+    encoded or deliberately thinned, none is dropped, and the file decodes cleanly."""
+    config = RecorderConfig(output_dir=tmp_path, x264_threads=1)
+    frames = _camera_like(1920, 1080, 20)
+    audio = rtc.AudioFrame(bytes(960), 48_000, 1, 480)
+    rec = record(config)
+    t0 = time.monotonic()
+    base = now_us()
+    vi = ai = 0
+    while (now := time.monotonic() - t0) < 8.0:
+        while ai * 0.01 <= now:
+            rec.push_audio(audio, base + ai * 10_000)
+            ai += 1
+        while vi / 30 <= now:
+            rec.push_video(frames[vi % len(frames)], base + vi * 1_000_000 // 30)
+            vi += 1
+        time.sleep(0.005)
+    path = finish(rec)
+
+    stats = rec.stats
+    assert stats.dropped == {}, stats.dropped
+    assert stats.video_frames_encoded + stats.video_frames_thinned == vi
+    manifest = json.loads(rec.manifest_path.read_text())
+    steps = [e for e in manifest["events"] if e["type"] == "quality"]
+    assert steps and steps[0]["direction"] == "down"
+    assert steps[0]["preset"] in ("superfast", "ultrafast")
+    assert stats.quality_level >= 1 and stats.quality == f"{steps[-1]['preset']}@{steps[-1]['fps']}"
+    assert all(e["media_time_s"] is not None for e in steps)
+    d, _ = decode(path)
+    assert len(d.video_pts) == stats.video_frames_encoded + stats.video_frames_repeated
+    assert abs(d.video_duration - 8.0) < 0.2 and abs(d.audio_duration - 8.0) < 0.1
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stderr == ""
+    report = inspect_file(path)
+    assert report.ok and not any(s.gaps for s in report.streams), report.problems

@@ -4,13 +4,20 @@ The AAC encoder runs on the recording's worker thread. libx264 gets a thread of 
 own, so that the worker prepares the next picture and encodes audio while x264 works
 (PyAV releases the GIL inside both): serially, at 360p, the recording ran at 0.55-0.64
 of raw x264's speed.
+
+FFmpeg cannot change a libx264 preset in place, so a new preset (graceful overload, see
+recording/quality.py) is a new encoder on the same stream: it starts with an IDR frame
+that carries its own SPS/PPS, which TS readers take in-band (ffmpeg decodes and remuxes
+such a file without a warning).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -48,9 +55,10 @@ def start_offset(config: RecorderConfig) -> int:
     return AAC_FRAME * VIDEO_CLOCK // config.audio_sample_rate
 
 
-def configure_x264(ctx: Any, config: RecorderConfig, canvas: Size) -> None:
+def configure_x264(ctx: Any, config: RecorderConfig, canvas: Size, preset: str = "") -> None:
     """Set up an unopened libx264 context: 90 kHz pts, nominal frame rate (x264's rate
-    control needs it: without it, it takes 1/time_base as the rate), GOP, quality."""
+    control needs it: without it, it takes 1/time_base as the rate), GOP, quality;
+    ``preset`` overrides the configured one."""
     settings = video_settings(config)
     ctx.width, ctx.height = canvas.width, canvas.height
     ctx.pix_fmt = "yuv420p"
@@ -58,7 +66,7 @@ def configure_x264(ctx: Any, config: RecorderConfig, canvas: Size) -> None:
     ctx.framerate = Fraction(config.nominal_fps)
     ctx.gop_size = settings["gop_frames"]
     ctx.thread_count = config.x264_threads
-    options = {"preset": config.x264_preset, "tune": config.x264_tune}
+    options = {"preset": preset or config.x264_preset, "tune": config.x264_tune}
     if config.video_bitrate:
         ctx.bit_rate = config.video_bitrate
         options.update(maxrate=str(config.video_bitrate), bufsize=str(config.video_bitrate))
@@ -67,11 +75,24 @@ def configure_x264(ctx: Any, config: RecorderConfig, canvas: Size) -> None:
     ctx.options = options
 
 
+@dataclass(frozen=True, slots=True)
+class _Picture:
+    frame: av.VideoFrame
+    pts: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Preset:
+    name: str
+
+
 class VideoEncoder:
     """libx264 on a fixed canvas, in its own thread; frames carry 90 kHz pts.
 
     ``submit`` hands a picture over (blocking only while ``depth`` pictures wait) and
     the thread muxes the packets itself. Pictures must not be modified once submitted.
+    ``set_preset`` switches libx264's preset from the next picture on; ``busy_s`` is
+    the wall time spent encoding and muxing so far.
     A picture libx264 refuses is counted in ``rejected`` and skipped; a write error
     stops the thread and is raised by the next ``submit``, ``sync`` or ``flush``.
 
@@ -90,24 +111,33 @@ class VideoEncoder:
     ) -> None:
         """``keyframe_every`` (90 kHz ticks, 0 = off) forces a keyframe at each multiple,
         so that HLS segments can be cut there."""
+        self._config, self._canvas = config, canvas
         self._offset = start_offset(config)
         self._keyframe_every = keyframe_every
         self._next_keyframe = 0
         self._muxer = muxer
         self.stream = muxer.add_stream("libx264", rate=config.nominal_fps)
         self.stream.time_base = Fraction(1, VIDEO_CLOCK)
-        configure_x264(self.stream.codec_context, config, canvas)
-        self.stream.codec_context.open()
-        self._time_base = self.stream.codec_context.time_base
+        self._ctx = self.stream.codec_context  # replaced by a preset switch
+        configure_x264(self._ctx, config, canvas)
+        self._ctx.open()
+        self._preset = config.x264_preset
+        self._time_base = self._ctx.time_base
+        self.busy_s = 0.0  # written by the thread only
         self.rejected: list[str] = []  # appended by the thread, taken by the owner
         self._error: BaseException | None = None
-        self._queue: queue.Queue[tuple[av.VideoFrame, int] | None] = queue.Queue(depth)
+        self._queue: queue.Queue[_Picture | _Preset | None] = queue.Queue(depth)
         self._thread = threading.Thread(target=self._run, name="x264", daemon=True)
         self._thread.start()
 
     def submit(self, frame: av.VideoFrame, pts: int) -> None:
         self._raise_error()
-        self._queue.put((frame, pts))
+        self._queue.put(_Picture(frame, pts))
+
+    def set_preset(self, preset: str) -> None:
+        """Encode the pictures submitted from now on with ``preset``."""
+        self._raise_error()
+        self._queue.put(_Preset(preset))
 
     def sync(self) -> None:
         """Wait until every submitted picture is encoded and muxed."""
@@ -118,7 +148,7 @@ class VideoEncoder:
         """Encode what is queued, drain libx264, mux the rest, stop the thread."""
         self.stop()
         self._raise_error()
-        self._muxer.write(self.stream.encode(None))
+        self._muxer.write(self._encode(None))
 
     def stop(self) -> None:
         """Stop the thread after what is queued (without draining libx264)."""
@@ -128,19 +158,15 @@ class VideoEncoder:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not self._STOP:
-            frame, pts = item
             try:
                 if self._error is None:
-                    if self._keyframe_every and pts >= self._next_keyframe:
-                        frame.pict_type = PictureType.I
-                        self._next_keyframe = (
-                            pts // self._keyframe_every + 1
-                        ) * self._keyframe_every
-                    else:
-                        frame.pict_type = PictureType.NONE
-                    frame.pts = pts + self._offset
-                    frame.time_base = self._time_base
-                    self._muxer.write(self.stream.encode(frame))
+                    match item:
+                        case _Picture(frame, pts):
+                            t0 = time.perf_counter()
+                            self._picture(frame, pts)
+                            self.busy_s += time.perf_counter() - t0
+                        case _Preset(name):
+                            self._switch(name)
             except (av.FFmpegError, BadFrame) as e:  # refused by libx264 or the muxer
                 self.rejected.append(repr(e))
             except BaseException as e:  # disk errors (SinkError) and bugs: the owner decides
@@ -148,6 +174,33 @@ class VideoEncoder:
             finally:
                 self._queue.task_done()
         self._queue.task_done()
+
+    def _picture(self, frame: av.VideoFrame, pts: int) -> None:
+        if self._keyframe_every and pts >= self._next_keyframe:
+            frame.pict_type = PictureType.I
+            self._next_keyframe = (pts // self._keyframe_every + 1) * self._keyframe_every
+        else:
+            frame.pict_type = PictureType.NONE
+        frame.pts = pts + self._offset
+        frame.time_base = self._time_base
+        self._muxer.write(self._encode(frame))
+
+    def _switch(self, preset: str) -> None:
+        """A new libx264 with ``preset``; the old one is drained into the stream first
+        (zerolatency holds no frames back). On failure the old one stays."""
+        if preset == self._preset:
+            return
+        ctx = av.CodecContext.create("libx264", "w")
+        configure_x264(ctx, self._config, self._canvas, preset)
+        ctx.open()
+        self._muxer.write(self._encode(None))
+        self._ctx, self._preset = ctx, preset
+
+    def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
+        packets = self._ctx.encode(frame)
+        for packet in packets:
+            packet.stream = self.stream
+        return packets
 
     def _raise_error(self) -> None:
         if self._error is not None:

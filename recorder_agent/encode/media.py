@@ -70,6 +70,16 @@ class MediaEncoder:
         assert self._video is not None and self._fitter is not None, "an audio-only file"
         self._video.submit(self._last or self._fitter.black(), pts)
 
+    def set_preset(self, preset: str) -> None:
+        """libx264's preset for the pictures from now on (graceful overload)."""
+        if self._video is not None:
+            self._video.set_preset(preset)
+
+    @property
+    def encoder_busy_s(self) -> float:
+        """Wall time libx264 has spent encoding (and muxing) so far."""
+        return 0.0 if self._video is None else self._video.busy_s
+
     def convert(self, rate: int, samples: np.ndarray) -> list[np.ndarray]:
         """(channels, n) int16 input → planar float32 blocks at the output format."""
         with _ffmpeg_errors():

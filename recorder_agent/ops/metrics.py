@@ -31,7 +31,7 @@ from ..log import logger as log
 from ..util import write_atomically
 
 STATS_DIR = ".stats"
-COUNTERS = ("bytes_written", "video_frames_encoded", "frames_dropped", "errors")
+COUNTERS = ("bytes_written", "video_frames_encoded", "frames_dropped", "errors", "quality_steps")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_WINDOW_S = 10.0  # seconds of CPU use the load averages: a join's spike is brief
 LOAD_FRESH_S = 0.25  # a load this recent is answered again, not measured again
@@ -182,22 +182,28 @@ class WorkerStats:
             ("video_frames_encoded", "Video frames encoded (repeats included)"),
             ("frames_dropped", "Input frames dropped or repaired"),
             ("errors", "Recordings that failed"),
+            ("quality_steps", "Quality steps taken under overload (down and up)"),
         ):
             yield CounterMetricFamily(f"recorder_{key}", doc, value=totals[key])
         lag = max((r["encoder_lag_seconds"] for r in active), default=0.0)
         yield GaugeMetricFamily("recorder_encoder_lag_seconds", "Oldest queued frame, max", lag)
+        degraded = sum(1 for r in active if r.get("quality_level", 0) > 0)
+        yield GaugeMetricFamily(
+            "recorder_recordings_degraded", "Recordings below full quality (overload)", degraded
+        )
         per = {
             "media_seconds": "Media recorded",
             "bytes_written": "Bytes written",
             "frames_dropped": "Input frames dropped or repaired",
             "encoder_lag_seconds": "Age of the oldest frame waiting for the encoder",
+            "quality_level": "Quality steps below full (0: full quality)",
         }
         for key, doc in per.items():
             family = GaugeMetricFamily(
                 f"recorder_recording_{key}", doc, labels=["room", "participant"]
             )
             for r in active:
-                family.add_metric([r["room"], r["participant"]], r[key])
+                family.add_metric([r["room"], r["participant"]], r.get(key, 0))
             yield family
         if self.webhooks is not None:
             hooks = self.webhooks

@@ -47,6 +47,10 @@ class RecordingStats:
     audio_frames_in: int = 0
     video_frames_encoded: int = 0
     video_frames_repeated: int = 0
+    video_frames_thinned: int = 0  # left out on purpose at a lowered frame rate
+    quality: str = ""  # x264 preset @ frame rate now ("" without video encoding)
+    quality_level: int = 0  # 0: full quality; n: n steps down (recording/quality.py)
+    quality_steps: int = 0
     audio_seconds: float = 0.0
     silence_seconds: float = 0.0
     media_seconds: float = 0.0
@@ -88,6 +92,9 @@ class RecordingStatus:
     fps: float  # real video frames per second since the previous status
     encoder_lag_seconds: float
     queue_depth: int
+    quality: str
+    quality_level: int
+    quality_steps: int
 
     @classmethod
     def of(
@@ -114,6 +121,9 @@ class RecordingStatus:
             fps=fps.rate(stats.video_frames_encoded),
             encoder_lag_seconds=lag_seconds,
             queue_depth=queue_depth,
+            quality=stats.quality,
+            quality_level=stats.quality_level,
+            quality_steps=stats.quality_steps,
         )
 
     def to_dict(self) -> dict[str, Any]:

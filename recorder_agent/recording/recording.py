@@ -29,6 +29,7 @@ from . import sync as step
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
 from .latency import VideoShift
 from .ledger import Ledger
+from .quality import Change, Governor, Thinner, ladder
 from .sync import AvSync, Origin, Step
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 
 _IDLE_TICK = 0.1  # seconds the thread waits for input before it checks the clocks
+_ADAPT_EVERY = 0.1  # seconds between two readings for the quality governor
 
 
 class ParticipantRecording:
@@ -73,6 +75,13 @@ class ParticipantRecording:
         self._media: MediaEncoder | None = None
         self._pending_audio: list[msg.AudioIn] = []  # audio waiting for the canvas decision
         self._shift = VideoShift()  # moves video by the receiver's delay difference
+        # Graceful overload (quality.py), once the encoders run with video.
+        self._governor: Governor | None = None
+        self._thinner: Thinner | None = None  # below the nominal frame rate only
+        self._behind_s = 0.0  # worst since the governor's last reading
+        self._lateness_min = 0  # least (taken - media time) so far, µs: see _note_lateness
+        self._busy_mark = (0.0, 0.0)  # (monotonic s, encoder busy s) at the last reading
+        self._adapt_at = 0.0
         self._published: Size | None = None  # published size of the video track
         # A file whose announced tracks (add_track) are all audio at layout_wait is
         # audio-only; a video track announced before that decision keeps the video
@@ -223,8 +232,10 @@ class ParticipantRecording:
             case None:
                 self._on_idle()
             case msg.VideoIn():
+                self._note_lateness(item.ts, item.pushed)
                 self._on_video(item)
             case msg.AudioIn():
+                self._note_lateness(item.start, item.pushed)
                 self._on_audio(item)
             case msg.TrackAdded(sid, kind, source, width, height):
                 if width > 0 and height > 0:
@@ -259,6 +270,9 @@ class ParticipantRecording:
     def _on_video(self, item: msg.VideoIn) -> None:
         if self.audio_only:  # pushed as the file was decided audio-only
             raise BadFrame("video_in_audio_only_file", "this file has no video stream")
+        if self._thinner is not None and not self._thinner.keep(item.ts):
+            self.stats.video_frames_thinned += 1
+            return
         frame = video_to_av(item.frame, self.config.max_input_dimension)
         self._set_origin(item.ts, item.pushed)
         if self._sync is None:
@@ -317,6 +331,11 @@ class ParticipantRecording:
         if canvas is None:
             self._event("started", audio_only=True)
         else:
+            levels = ladder(cfg.x264_preset, cfg.nominal_fps, cfg.min_fps)
+            self.stats.quality = str(levels[0])
+            if cfg.adaptive_quality:
+                self._governor = Governor(levels)
+                self._behind_s = 0.0
             self._ledger.manifest.canvas = {"width": canvas.width, "height": canvas.height}
             self._event("started", canvas=f"{canvas.width}x{canvas.height}")
         pending, self._pending_audio = self._pending_audio, []
@@ -353,6 +372,53 @@ class ParticipantRecording:
             case step.Trimmed(samples):
                 self._bad_input("audio_overlap_trimmed", f"{samples} samples")
 
+    # --- graceful overload --------------------------------------------------------------
+
+    def _note_lateness(self, media_us: int, pushed_us: int) -> None:
+        """How far behind real time this item is taken: the least of its wait in the
+        inbox and how much later than usual it comes relative to its media time. The
+        second term keeps offline feeding (tests, conversions: media time running ahead
+        of the clock or far behind it) from counting as overload."""
+        now = monotonic_us()
+        lateness = now - media_us
+        if self._origin is None or lateness < self._lateness_min:
+            self._lateness_min = lateness
+        behind = min(now - pushed_us, lateness - self._lateness_min) / 1e6
+        self._behind_s = max(self._behind_s, behind)
+
+    def _adapt(self) -> None:
+        """Give the governor a reading, at most every ``_ADAPT_EVERY`` s; take its step."""
+        now = time.monotonic()
+        if self._governor is None or now < self._adapt_at:
+            return
+        self._adapt_at = now + _ADAPT_EVERY
+        busy_s = self._media.encoder_busy_s
+        (then, before), self._busy_mark = self._busy_mark, (now, busy_s)
+        busy = min(1.0, (busy_s - before) / (now - then)) if then else 0.0
+        change = self._governor.observe(now, self._behind_s, busy)
+        self._behind_s = 0.0
+        if change is not None:
+            self._take(change)
+
+    def _take(self, change: Change) -> None:
+        level = change.level
+        self._media.set_preset(level.preset)
+        if level.fps >= self.config.nominal_fps:
+            self._thinner = None
+        elif self._thinner is None or self._thinner.fps != level.fps:
+            self._thinner = Thinner(level.fps)
+        self.stats.quality, self.stats.quality_level = str(level), change.index
+        self.stats.quality_steps += 1
+        self._event(
+            "quality", direction=change.direction, preset=level.preset, fps=level.fps,
+            behind_s=change.behind_s, encoder_busy=change.busy,
+        )  # fmt: skip
+        say = log.warning if change.direction == "down" else log.info
+        say(
+            "recording %s: quality %s to %s (%.2f s behind real time, encoder busy %.0f%%)",
+            self.info.shown, change.direction, level, change.behind_s, 100 * change.busy,
+        )  # fmt: skip
+
     # --- bookkeeping --------------------------------------------------------------------
 
     def _media_time_s(self) -> float | None:
@@ -370,6 +436,7 @@ class ParticipantRecording:
             self._ledger.bad_input(reason, detail, self._media_time_s())
 
     def _housekeeping(self) -> None:
+        self._adapt()
         self._output.maybe_fsync()
         self._ledger.announce(self._output.take_finished())
         if self._media is not None:
