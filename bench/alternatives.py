@@ -149,7 +149,7 @@ class Feeder:
 
 
 def run_ours(feed: Feeder, path: Path) -> None:
-    config = RecorderConfig(output_dir=path.parent / "ours")
+    config = RecorderConfig(output_dir=path.parent / "ours", adaptive_quality=False)
     rec = ParticipantRecording(config, RecordingInfo("bench", "ours"))
     frames = as_rtc(feed.buffers, feed.w, feed.h)
     audio = rtc_tone()

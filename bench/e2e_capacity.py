@@ -4,11 +4,12 @@
 A local livekit-server, the worker as in production
 (``python -m livekit.agents start agent.py``), and
 N publishers at 1280x720 30 fps + audio, each in a process of its own (WebRTC
-encoding in libwebrtc, as a browser would). For N = 1, 2, … it reports the frames the
-recorder received and dropped, and the CPU of the worker's process tree per
-second of media recorded (the cores one participant needs, whatever else shares the
-machine). The publishers send ``testsignal``'s synthetic picture, which libx264
-encodes more cheaply than camera footage (``bench.run`` part 3 uses camera-like frames).
+encoding in libwebrtc, as a browser would), all in one room. First the idle worker
+tree's PSS; then for N = 1, 2, 4 the frames the recorder received and dropped, the CPU
+of the worker's process tree per second of media recorded (the cores one participant
+needs, whatever else shares the machine), and the tree's peak PSS (smaps_rollup).
+The publishers send ``testsignal``'s synthetic picture, which libx264 encodes more
+cheaply than camera footage (``bench.run`` part 3 uses camera-like frames).
 The publishers share the same 2 cores: their VP8 encoding, not the recorder, is what
 limits N here.
 
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
     room = f"cap-{n}"
-    cpu0 = tree_cpu(worker.pid)
+    cpu0, pss = tree_cpu(worker.pid), 0.0
     seen = dict(cpu0)  # pid → CPU seconds, sampled: job processes exit with their room
     pubs = [
         subprocess.Popen(
@@ -54,6 +55,7 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
     manifests: list[dict] = []
     while time.monotonic() < deadline:
         seen.update(tree_cpu(worker.pid))
+        pss = max(pss, tree_pss_mb(worker.pid))
         manifests = [json.loads(p.read_text()) for p in (out / room).glob("*.json")]
         done = all(p.poll() is not None for p in pubs)
         if done and len(manifests) >= n and all(m["state"] != "recording" for m in manifests):
@@ -72,6 +74,7 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
         "canvas": sorted({"{width}x{height}".format(**m["canvas"]) for m in got_canvas}),
         # CPU per second of media recorded: the cores one participant needs in real time
         "recorder_cores_per_participant": cpu / max(1e-9, sum(c["media_seconds"] for c in got)),
+        "worker_pss_mb": pss,
     }
 
 
@@ -152,19 +155,22 @@ def local_worker(out: Path, **env: str) -> Iterator[subprocess.Popen]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--max", type=int, default=3)
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         with local_worker(out, RECORDER_LOAD_THRESHOLD="2") as worker:
-            print(f"1280x720 30 fps publishers, {args.seconds:.0f} s each run\n")
+            time.sleep(5)  # prewarmed job processes settle
+            print(f"idle worker tree: {tree_pss_mb(worker.pid):.0f} MB PSS\n")
+            print(f"1280x720 30 fps publishers in one room, {args.seconds:.0f} s each run\n")
             print(f"{'publishers':>10} {'fps in':>7} {'dropped':>8} {'canvas':>10} "
-                  f"{'recorder cores/participant':>27}")  # fmt: skip
-            for n in range(1, args.max + 1):
+                  f"{'recorder cores/participant':>27} {'worker PSS MB':>14}")  # fmt: skip
+            for n in args.counts:
                 r = run(n, args.seconds, out, worker)
                 cores = r["recorder_cores_per_participant"]
                 print(f"{n:>10} {r['fps_received']:>7.1f} {r['dropped_fraction']:>7.1%} "
-                      f"{','.join(r['canvas']):>10} {cores:>27.2f}")  # fmt: skip
+                      f"{','.join(r['canvas']):>10} {cores:>27.2f} "
+                      f"{r['worker_pss_mb']:>14.0f}")  # fmt: skip
             print(f"\none Chromium at 1280x720, {args.seconds:.0f} s each\n")
             print(f"{'codec':>6} {'fps in':>7} {'dropped':>8} {'recorder cores':>15} "
                   f"{'browser cores':>14} {'worker PSS MB':>14}")  # fmt: skip

@@ -65,7 +65,7 @@ def overhead(seconds: int) -> None:
           "veryfast/zerolatency crf 23, 2 threads, same process\n")  # fmt: skip
     print(f"{'size':>10} {'raw x264 fps':>13} {'ours fps':>9} {'ratio':>6} {'CPU s/media min':>16}")
     with tempfile.TemporaryDirectory() as out:
-        config = RecorderConfig(output_dir=Path(out))
+        config = RecorderConfig(output_dir=Path(out), adaptive_quality=False)  # same work as raw
         for w, h in SIZES:
             buffers = camera_like(w, h, 30)
             n = seconds * FPS

@@ -41,7 +41,7 @@ def main() -> None:
     samples: list[float] = []
     tick = threading.Barrier(n + 1)
     with tempfile.TemporaryDirectory() as out:
-        config = RecorderConfig(output_dir=Path(out))
+        config = RecorderConfig(output_dir=Path(out), adaptive_quality=False)
         baseline = rss_mb()
         recs = [ParticipantRecording(config, RecordingInfo("soak", f"p{i}")) for i in range(n)]
         feeders = [threading.Thread(target=feed, args=(r, args.minutes, tick)) for r in recs]

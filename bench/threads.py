@@ -64,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     w, h = args.width, args.height
     with tempfile.TemporaryDirectory() as out:
-        config = RecorderConfig(output_dir=Path(out))
+        config = RecorderConfig(output_dir=Path(out), adaptive_quality=False)  # same work as raw
         buffers = camera_like(w, h, 30)
         sampler = ThreadCpu()
         before = dict(sampler.seconds)

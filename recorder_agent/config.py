@@ -193,6 +193,11 @@ class RecorderConfig:
             (self.nominal_fps > 0, "nominal_fps must be > 0"),
             (self.x264_preset in X264_PRESETS, f"x264_preset must be one of {X264_PRESETS}"),
             (0 < self.min_fps <= self.nominal_fps, "min_fps must be 1..nominal_fps"),
+            (
+                not self.adaptive_quality or self.x264_tune == "zerolatency",
+                "adaptive_quality switches encoders mid-stream, which needs x264_tune "
+                "zerolatency (no B-frames); set adaptive_quality false for another tune",
+            ),
             (self.x264_threads >= 0, "x264_threads must be >= 0"),
             (0 <= self.encoder_nice <= 19, "encoder_nice must be 0..19"),
             (self.canvas_max_long >= self.canvas_max_short >= 2, "canvas caps must be >= 2"),

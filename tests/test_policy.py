@@ -295,6 +295,9 @@ def test_identities_are_escaped_for_logs():
         ({"webhook_url": "ftp://host/x"}, "webhook_url #1"),
         ({"webhook_url": "https://ok.example/x, not a url"}, "webhook_url #2"),
         ({"agent_name": " padded"}, "agent_name"),
+        ({"x264_preset": "fastest"}, "x264_preset"),
+        ({"min_fps": 0}, "min_fps"),
+        ({"x264_tune": "film"}, "adaptive_quality"),
         ({"agent_name": "bell\x07"}, "agent_name"),
     ],
 )
@@ -373,6 +376,29 @@ def test_a_fast_growing_backlog_steps_down_in_proportion():
     readings = [(1.2 + j * 0.1, 0.35 + 0.01 * j) for j in range(3)]
     changes = [gov.observe(t, b, 1.0) for t, b in readings]
     assert [str(c.level) for c in changes if c] == ["ultrafast@15"]
+
+
+def test_an_old_backlog_does_not_hold_back_a_new_step_down():
+    """The backlog at the last step down counts only until the recording caught up."""
+    gov = _governor()
+    gov.observe(0.0, 0.9, 1.0)
+    gov.observe(100.0, 0.0, 0.1)  # caught up long ago
+    assert gov.observe(200.0, 0.35, 1.0).direction == "down"
+
+
+def test_a_step_up_that_held_resets_the_hold_at_the_next_step_down():
+    gov = _governor()
+    gov.observe(0.0, 0.4, 1.0)  # down
+    t = 1.0
+    while gov.observe(t, 0.0, 0.1) is None:  # up
+        t += 0.5
+    gov.observe(t + 1, 0.4, 1.0)  # down again at once: the hold doubles
+    assert gov._hold == 2 * Governor.UP_HOLD_S
+    t += 2
+    while gov.observe(t, 0.0, 0.1) is None:  # up after the doubled hold
+        t += 0.5
+    gov.observe(t + Governor.STABLE_S + 1, 0.4, 1.0)  # down long after: back to the short hold
+    assert gov._hold == Governor.UP_HOLD_S
 
 
 def test_a_saturated_encoder_steps_down_earlier():

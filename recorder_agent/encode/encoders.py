@@ -187,14 +187,17 @@ class VideoEncoder:
 
     def _switch(self, preset: str) -> None:
         """A new libx264 with ``preset``; the old one is drained into the stream first
-        (zerolatency holds no frames back). On failure the old one stays."""
+        (zerolatency holds no frames back: with B-frames, the new encoder's first
+        timestamps would fall behind the old one's, which config.py refuses). If the new
+        one cannot be opened, the old one stays."""
         if preset == self._preset:
             return
         ctx = av.CodecContext.create("libx264", "w")
         configure_x264(ctx, self._config, self._canvas, preset)
         ctx.open()
-        self._muxer.write(self._encode(None))
+        tail = self._encode(None)  # the old one is done after this, whatever the muxer says
         self._ctx, self._preset = ctx, preset
+        self._muxer.write(tail)
 
     def _encode(self, frame: av.VideoFrame | None) -> list[av.Packet]:
         packets = self._ctx.encode(frame)

@@ -118,6 +118,7 @@ class Governor:
     FAR_S = 0.6  # this much: two steps at once
     SETTLE_S = 0.3  # a step's effect shows within this; then step again if not draining
     SLOPE_S = 0.5  # readings over this long give the rate at which the backlog grows
+    SLOPE_MIN_S = 0.2  # ...and at least this long: a single stall is not a rate
     MARGIN = 0.8
     DRAINING_S = 0.05  # behind this much less than at the last step: draining, wait
     CALM_S = 0.1  # behind by less than this counts as calm
@@ -151,8 +152,10 @@ class Governor:
             self._readings.popleft()
         if behind_s >= self.CALM_S:
             self._calm_since = None
-        elif self._calm_since is None:
-            self._calm_since = now
+        else:
+            self._down_behind = 0.0  # caught up: the last step's backlog is gone
+            if self._calm_since is None:
+                self._calm_since = now
         saturated = behind_s >= self.EARLY_S and busy >= self.BUSY_DOWN
         if behind_s >= self.DOWN_S or saturated:
             return self._down(now, behind_s, busy)
@@ -167,8 +170,9 @@ class Governor:
         draining = since is not None and behind_s < self._down_behind - self.DRAINING_S
         if self.index == last or settling or draining:
             return None
-        if self._up_at is not None and now - self._up_at < self.STABLE_S:
-            self._hold = min(2 * self._hold, self.MAX_HOLD_S)  # the step up was too soon
+        if self._up_at is not None:  # the first step down since a step up
+            soon = now - self._up_at < self.STABLE_S
+            self._hold = min(2 * self._hold, self.MAX_HOLD_S) if soon else self.UP_HOLD_S
         self._up_at = None
         self._down_behind = behind_s
         return self._step(now, self._target(behind_s), "down", behind_s, busy)
@@ -179,7 +183,7 @@ class Governor:
         last = len(self.levels) - 1
         index = min(last, self.index + (2 if behind_s >= self.FAR_S else 1))
         (t0, b0), (t1, b1) = self._readings[0], self._readings[-1]
-        if t1 - t0 >= self.SLOPE_S / 2:
+        if t1 - t0 >= self.SLOPE_MIN_S:
             speed = max(0.05, 1 - (b1 - b0) / (t1 - t0))  # of real time, now
             budget = self.level.cost * speed * self.MARGIN
             while index < last and self.levels[index].cost > budget:
@@ -196,6 +200,7 @@ class Governor:
         if self._up_at is not None and now - self._up_at >= self.STABLE_S:
             self._hold = self.UP_HOLD_S  # the last step up held: back to the short hold
         self._up_at = now
+        self._down_behind = 0.0
         return self._step(now, self.index - 1, "up", behind_s, busy)
 
     def _step(self, now: float, index: int, direction: str, behind: float, busy: float) -> Change:

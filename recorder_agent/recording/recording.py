@@ -267,6 +267,27 @@ class ParticipantRecording:
             self._ledger.manifest.start_utc = utc_iso(start_utc)
             self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
 
+    def _reanchor_to_pending_audio(self) -> None:
+        """Before anything is written: move the origin back to where the audio that
+        waited says it began. Audio is stamped on arrival, and a job process busy
+        starting up gets its first second or two of audio from the SDK's queue in one
+        burst: stamped all at once, the burst's frames looked early against the first
+        one, and the timeline trimmed them as overlap (1.75 s of 6.8 s lost in a burst
+        of 10 voice rooms beside a CPU hog). The earliest of (arrival - audio before it)
+        is when the first sample was really heard; the wall-clock mapping is kept."""
+        heard, earliest = 0, self._origin.media_us
+        for item in self._pending_audio:
+            rate = item.frame.sample_rate or 1
+            earliest = min(earliest, item.start - heard)
+            heard += item.frame.samples_per_channel * 1_000_000 // rate
+        shift = self._origin.media_us - earliest
+        if shift > 0:
+            self._origin = Origin(earliest, self._origin.pushed_us - shift)
+            self._pts0_utc -= shift / 1e6
+            self._ledger.manifest.start_utc = utc_iso(
+                self._pts0_utc + start_offset(self.config) / VIDEO_CLOCK
+            )
+
     def _on_video(self, item: msg.VideoIn) -> None:
         if self.audio_only:  # pushed as the file was decided audio-only
             raise BadFrame("video_in_audio_only_file", "this file has no video stream")
@@ -317,6 +338,7 @@ class ParticipantRecording:
             wanted = self._video_wanted or not self._announced
             self.audio_only = first is None and not wanted and not fixed
         canvas = None if self.audio_only else decide_canvas(cfg, self._published, first)
+        self._reanchor_to_pending_audio()
         muxer = self._output.open_muxer(self._pts0_utc)
         self._media = MediaEncoder(muxer, cfg, canvas, self._output.keyframe_every)
         self._sync = AvSync(
