@@ -13,7 +13,8 @@ file's zero is the first media instant the recording saw (``origin_us``).
   frame that arrives earlier than its place says, by even 2 ms, proves the anchor was
   late (the first frame came through a busy event loop), so the count is trimmed back
   to it. Under a CPU hog the first frame was 20-50 ms late: without this the whole
-  file kept that offset.
+  file kept that offset. (A burst of queued audio at the very start would be trimmed
+  by this rule; the recording moves its origin back before the timeline sees it.)
 * When a stream stops, the other one keeps the file moving: silence is added, or the
   last picture is repeated, ``fill_delay`` behind the newest media time.
 """
