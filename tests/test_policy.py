@@ -401,6 +401,14 @@ def test_a_step_up_that_held_resets_the_hold_at_the_next_step_down():
     assert gov._hold == Governor.UP_HOLD_S
 
 
+def test_a_single_stall_costs_one_step_only():
+    """A thread held up once (a slow disk) after calm readings: no rate to go by."""
+    gov = _governor()
+    for i in range(5):
+        gov.observe(i * 0.1, 0.0, 0.3)
+    assert str(gov.observe(0.5, 0.4, 0.3).level) == "superfast@30"
+
+
 def test_a_saturated_encoder_steps_down_earlier():
     gov = _governor()
     assert gov.observe(0.0, 0.2, 0.85) is None

@@ -182,7 +182,12 @@ class Governor:
         far as the backlog's growth says the cost must fall."""
         last = len(self.levels) - 1
         index = min(last, self.index + (2 if behind_s >= self.FAR_S else 1))
-        (t0, b0), (t1, b1) = self._readings[0], self._readings[-1]
+        # The readings since the backlog began: a single stall (a slow disk, one
+        # reading behind after calm ones) gives no rate, so it costs one step only.
+        first = len(self._readings) - 1
+        while first > 0 and self._readings[first - 1][1] >= self.CALM_S:
+            first -= 1
+        (t0, b0), (t1, b1) = self._readings[first], self._readings[-1]
         if t1 - t0 >= self.SLOPE_MIN_S:
             speed = max(0.05, 1 - (b1 - b0) / (t1 - t0))  # of real time, now
             budget = self.level.cost * speed * self.MARGIN
