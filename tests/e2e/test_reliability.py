@@ -93,10 +93,10 @@ def test_100_join_leave_cycles_leak_nothing_in_the_job(worker: Worker):
                 samples[cycle] = proc_counts(pid)
 
     asyncio.run(run())
-    # The baseline is taken half way: the job grows a few threads and fds lazily (two
-    # Python threads with a socket and a pipe each; 10/20 at cycle 20 and 12/24 at 100 in
-    # one run, 12/24 at both in another), which is a pool filling, not a leak. A leak of
-    # one a cycle would still show as 50.
+    # The baseline is taken half way: the job grows a few threads and fds lazily
+    # (threads/fds 10/20 at cycle 20 and 12/24 at 100 in one run, 12/24 at both in
+    # another, RSS flat), a pool filling rather than a leak. A leak of one a cycle would
+    # still show as 50.
     (t0, f0, m0), (t1, f1, m1) = samples[49], samples[99]
     print(f"job after 50 / 100 cycles: threads {t0}/{t1}, fds {f0}/{f1}, RSS {m0:.1f}/{m1:.1f} MB")
     assert t1 <= t0 + 2, f"threads {t0} -> {t1}"
