@@ -70,7 +70,8 @@ class ParticipantRecording:
         self._output: Output | None = None
         self._ledger: Ledger | None = None
         self._origin: Origin | None = None
-        self._pts0_utc = 0.0  # wall time (epoch s) of the file's pts 0, set with the origin
+        self._start_utc = 0.0  # wall time (epoch s) of media time 0, set with the origin
+        self._pts0_utc = 0.0  # and of the file's pts 0
         self._sync: AvSync | None = None  # with the encoders, once the canvas is decided
         self._media: MediaEncoder | None = None
         self._pending_audio: list[msg.AudioIn] = []  # audio waiting for the canvas decision
@@ -263,9 +264,13 @@ class ParticipantRecording:
     def _set_origin(self, t: int, pushed: int) -> None:
         if self._origin is None:
             self._origin = Origin(t, pushed)
-            start_utc = time.time() - (monotonic_us() - t) / 1e6
-            self._ledger.manifest.start_utc = utc_iso(start_utc)
-            self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
+            self._set_start_utc(time.time() - (monotonic_us() - t) / 1e6)
+
+    def _set_start_utc(self, start_utc: float) -> None:
+        """The wall time of media time 0, and of the file's pts 0 (shifted by the offset)."""
+        self._start_utc = start_utc
+        self._ledger.manifest.start_utc = utc_iso(start_utc)
+        self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
 
     def _reanchor_to_pending_audio(self) -> None:
         """Before anything is written: move the origin back to where the audio that
@@ -283,10 +288,7 @@ class ParticipantRecording:
         shift = self._origin.media_us - earliest
         if shift > 0:
             self._origin = Origin(earliest, self._origin.pushed_us - shift)
-            self._pts0_utc -= shift / 1e6
-            self._ledger.manifest.start_utc = utc_iso(
-                self._pts0_utc + start_offset(self.config) / VIDEO_CLOCK
-            )
+            self._set_start_utc(self._start_utc - shift / 1e6)
 
     def _on_video(self, item: msg.VideoIn) -> None:
         if self.audio_only:  # pushed as the file was decided audio-only
