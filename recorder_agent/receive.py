@@ -12,7 +12,9 @@ Why, measured with livekit 1.1.21:
 * Video's ``timestamp_us`` is libwebrtc's render time, audio's clock is NetEq's
   playout: each carries its own receive delay (see recording/latency.py). The delays
   are read from the inbound-rtp stats, four times a second, for each recording that
-  has both audio and video.
+  has both audio and video. The stats' ``estimated_playout_timestamp`` (the sender's
+  NTP time of what plays now, which would give the exact relation) is 0 for both
+  kinds in this SDK: measured over 76 readings of a browser publisher.
 """
 
 from __future__ import annotations
@@ -101,8 +103,8 @@ class DelayProbe:
             delays[kind] = average_delay_us(before, now, video=kind == "video")
             if kind == "video":
                 self.rec.stats.count_drop("receiver_dropped", inbound.frames_dropped)
-        if delays.get("audio") is not None and delays.get("video") is not None:
-            self.rec.set_receive_delays(delays["audio"], delays["video"])
+        # Sent even when unknown: video frames wait for the reading's time (latency.py).
+        self.rec.set_receive_delays(delays.get("audio"), delays.get("video"))
 
 
 async def _inbound(track: rtc.Track) -> Any:

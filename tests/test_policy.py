@@ -22,8 +22,8 @@ from recorder_agent.output.tsparse import pes_pts, pes_timestamps
 from recorder_agent.recording.inbox import AudioIn, Close, Drain, Inbox, Note, VideoIn
 from recorder_agent.recording.latency import (
     RENDER_DELAY_US,
-    SLEW_US_PER_FRAME,
     BufferStats,
+    DelayLine,
     average_delay_us,
 )
 from recorder_agent.recording.manifest import Manifest
@@ -159,16 +159,31 @@ def test_a_late_first_audio_frame_is_pulled_back_by_the_next_early_one():
     assert 80_000 <= tl.end_us <= 80_000 + EARLY_US  # the last frame ends where it really ends
 
 
-def test_video_moves_by_the_receive_delay_difference_and_never_goes_backwards():
-    s = sync()
-    s.shift.set_delays(audio_us=60_000, video_us=20_000)  # audio waited 40 ms longer
-    assert s.video(0, None, 0)[-1].pts == 40_000 * VIDEO_CLOCK // 1_000_000
-    s.shift.set_delays(audio_us=20_000, video_us=20_000)  # and then as long as video
-    s.video(1000, None, 0)  # a frame 1 ms later gives back only half of that
-    assert s.shift.applied_us == 40_000 - 500
-    pts = [s.video(t, None, 0)[-1].pts for t in range(40_000, 400_000, 40_000)]
-    assert pts == sorted(set(pts))  # still forward
-    assert s.shift.applied_us == 40_000 - 500 - 9 * SLEW_US_PER_FRAME
+def test_video_waits_for_the_reading_that_covers_it_and_never_goes_backwards():
+    line: DelayLine[int] = DelayLine(max_hold_us=400_000)
+    line.expect_readings()
+    assert line.push(10_000, 10_000, 1) == []
+    assert line.reading(5_000, 60_000, 20_000) == []  # taken before the frame came
+    assert line.reading(200_000, 60_000, 20_000) == [(1, 40_000)]  # audio waited 40 ms more
+    line.push(210_000, 210_000, 2)
+    line.push(211_000, 211_000, 3)  # 1 ms later
+    # The audio heard with them comes out 40 ms later: a reading before that is too early.
+    assert line.reading(249_000, 60_000, 20_000) == []
+    assert line.reading(450_000, None, 20_000) == [(2, 40_000), (3, 40_000)]  # audio unknown
+    assert line.reading(460_000, 20_000, 20_000) == []  # nothing waited
+    shifts = []
+    for t in range(470_000, 800_000, 40_000):  # now as long as video
+        line.push(t, t, t)
+        shifts += [s for _, s in line.reading(t + 40_000, 20_000, 20_000)]
+    assert shifts == sorted(shifts, reverse=True) and shifts[-1] == 0  # 20 ms a frame back
+    stamps = [t + s for t, s in zip(range(470_000, 800_000, 40_000), shifts, strict=True)]
+    assert stamps == sorted(set(stamps))  # still forward
+    line.push(900_000, 900_000, 4)
+    assert line.due(1_200_000) == [] and line.due(1_300_000) == [(4, 0)]  # held 0.4 s at most
+    line.push(1_400_000, 1_400_000, 5)
+    assert line.reading(1_500_000, 10_000, 2_100_000) == [(5, 0)]  # nonsense is ignored
+    line.push(1_600_000, 1_600_000, 6)
+    assert line.flush() == [(6, 0)]
 
 
 def test_receive_delay_from_two_stats_snapshots():

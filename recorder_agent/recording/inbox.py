@@ -58,10 +58,11 @@ class Note:
 
 @dataclass(frozen=True, slots=True)
 class ReceiveDelays:
-    """How long audio and video last waited inside the receiver (see latency.py)."""
+    """How long audio and video waited inside the receiver since the last reading,
+    None where unknown (see latency.py); ``pushed`` is when it was taken."""
 
-    audio_us: int
-    video_us: int
+    audio_us: int | None
+    video_us: int | None
     pushed: int = field(default_factory=_now)
 
 

@@ -13,17 +13,30 @@ stats give that delay as cumulative sums; the difference of two snapshots is the
 average over the interval.
 
 Audio keeps its sample clock (gap-free by construction); video moves by
-``audio delay − video delay``: later at once (NetEq's delay climbs fast in the first
-second), earlier only a little per frame, never back past the frame before.
+``audio delay − video delay``. A reading averages the last interval (a quarter second),
+so video frames wait in a ``DelayLine`` (at most ``MAX_HOLD_US``, 8-12 frames) for the
+reading that covers the audio played with them. Applied only to the frames after it
+(as first built), a reading lagged: beside stress-ng --cpu 1, 3 of 16 browser files
+had their first flash 47-53 ms off. Replayed on the traces of 35 browser files (2
+cores, stress-ng --cpu 1 or 2), the worst marker was 270 ms off with the lagging
+reading, 216 ms with the reading over the frame's own arrival, and 38 ms with the
+reading over the audio heard with it (the arrival plus the shift): after the job
+process stalls, NetEq holds what piled up, so the shift jumps by hundreds of ms.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 RENDER_DELAY_US = 10_000  # libwebrtc's fixed render delay, part of video's render time
-SLEW_US_PER_FRAME = 2_000  # how far the applied shift moves per video frame
-MAX_SHIFT_US = 500_000  # a measured difference beyond this is taken as nonsense
+# A measured difference beyond this is taken as nonsense. NetEq held 740 ms (video 185)
+# after a job process starved for 0.75 s beside stress-ng --cpu 2: a real difference.
+MAX_SHIFT_US = 2_000_000
+MAX_HOLD_US = 400_000  # longest a video frame waits for its reading (one per 0.25 s)
 
 
 @dataclass(frozen=True)
@@ -58,41 +71,86 @@ def average_delay_us(before: BufferStats, after: BufferStats, video: bool) -> in
     return round(delay * 1e6)
 
 
-class VideoShift:
-    """The shift added to video timestamps: up to its target at once (a frame can always
-    move later), down to it a little per frame.
+class DelayLine(Generic[T]):
+    """Video frames wait here for the receive-delay reading that covers the audio played
+    with them: audio that arrived with a frame comes out of NetEq the shift later, so
+    a frame waits for a reading taken at or after its arrival plus the shift (µs). They
+    leave in order, each with its shift. The shift goes up at once
+    (a frame can always move later) and down by at most half the time since the frame
+    before, so the order of frames holds.
 
-    >>> s = VideoShift()
-    >>> s.set_delays(audio_us=60_000, video_us=20_000)
-    >>> s.next(0)
-    40000
-    >>> s.set_delays(audio_us=30_000, video_us=20_000)
-    >>> [s.next(ts) for ts in (33_000, 66_000, 67_000)]  # the last came 1 ms later
-    [38000, 36000, 35500]
-    >>> s.set_delays(audio_us=80_000, video_us=20_000)
-    >>> s.next(100_000)
-    60000
+    >>> line = DelayLine(max_hold_us=400_000)
+    >>> line.push(0, ts_us=5_000, item="a")  # nobody said readings would come
+    [('a', 0)]
+    >>> line.expect_readings()
+    >>> line.push(100_000, ts_us=105_000, item="b"), line.push(150_000, 155_000, "c")
+    ([], [])
+    >>> line.reading(200_000, audio_us=60_000, video_us=20_000)
+    [('b', 40000), ('c', 40000)]
+    >>> line.push(210_000, 215_000, "d"), line.reading(240_000, 60_000, 20_000)  # too early
+    ([], [])
+    >>> line.reading(450_000, audio_us=30_000, video_us=20_000)  # 60 ms after c: 30 back
+    [('d', 10000)]
+    >>> line.push(460_000, 465_000, "e"), line.due(now_us=900_000)  # no reading: the newest
+    ([], [('e', 10000)])
     """
 
-    def __init__(self) -> None:
-        self.target_us: int | None = None
+    def __init__(self, max_hold_us: int) -> None:
+        self.max_hold_us = max_hold_us
+        self._held: deque[tuple[int, int, T]] = deque()  # (arrival, timestamp, frame)
+        self._expect = False
+        self._audio_us: int | None = None
+        self._video_us: int | None = None
         self.applied_us = 0
         self._last_ts: int | None = None
 
-    def set_delays(self, audio_us: int, video_us: int) -> None:
-        diff = audio_us - video_us
-        if abs(diff) > MAX_SHIFT_US:
-            return
-        if self.target_us is None:
-            self.applied_us = diff
-        self.target_us = diff
+    def expect_readings(self) -> None:
+        """Readings will come (the recording has audio and video): frames wait for them."""
+        self._expect = self.max_hold_us > 0
 
-    def next(self, ts: int) -> int:
-        """The shift for the video frame stamped ``ts``: it never gives back more than
-        half the time since the frame before, so the order of frames holds."""
-        gap = SLEW_US_PER_FRAME if self._last_ts is None else (ts - self._last_ts) // 2
+    def push(self, arrival_us: int, ts_us: int, item: T) -> list[tuple[T, int]]:
+        self._held.append((arrival_us, ts_us, item))
+        return [] if self._expect else self.flush()
+
+    def reading(
+        self, at_us: int, audio_us: int | None, video_us: int | None
+    ) -> list[tuple[T, int]]:
+        """A reading taken at ``at_us`` (either delay may be unknown): the frames it
+        covers leave with it."""
+        if (
+            audio_us is not None
+            and video_us is not None
+            and abs(audio_us - video_us) > MAX_SHIFT_US
+        ):
+            audio_us = video_us = None  # nonsense: keep what was known
+        self._audio_us = self._audio_us if audio_us is None else audio_us
+        self._video_us = self._video_us if video_us is None else video_us
+        return self._release(at_us, lead=True)
+
+    def due(self, now_us: int) -> list[tuple[T, int]]:
+        """Frames that waited ``max_hold`` leave with the newest reading."""
+        return self._release(now_us - self.max_hold_us)
+
+    def flush(self) -> list[tuple[T, int]]:
+        return self._release(None)
+
+    def _release(self, arrived_by: int | None, lead: bool = False) -> list[tuple[T, int]]:
+        """Frames that arrived by ``arrived_by`` (all: None), less the shift with
+        ``lead``."""
+        out = []
+        while self._held and (
+            arrived_by is None or self._held[0][0] + lead * max(0, self.applied_us) <= arrived_by
+        ):
+            _, ts, item = self._held.popleft()
+            out.append((item, self._shift(ts)))
+        return out
+
+    def _shift(self, ts: int) -> int:
+        if self._audio_us is not None and self._video_us is not None:
+            target = self._audio_us - self._video_us
+            give_back = 0 if self._last_ts is None else max(0, (ts - self._last_ts) // 2)
+            self.applied_us = max(target, self.applied_us - give_back)
+            if self._last_ts is None:
+                self.applied_us = target
         self._last_ts = ts
-        if self.target_us is not None:
-            down = max(0, min(SLEW_US_PER_FRAME, gap))
-            self.applied_us = max(self.target_us, self.applied_us - down)
         return self.applied_us

@@ -27,7 +27,7 @@ from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, u
 from . import inbox as msg
 from . import sync as step
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
-from .latency import VideoShift
+from .latency import MAX_HOLD_US, DelayLine
 from .ledger import Ledger
 from .quality import Change, Governor, Thinner, ladder
 from .sync import AvSync, Origin, Step
@@ -75,7 +75,10 @@ class ParticipantRecording:
         self._sync: AvSync | None = None  # with the encoders, once the canvas is decided
         self._media: MediaEncoder | None = None
         self._pending_audio: list[msg.AudioIn] = []  # audio waiting for the canvas decision
-        self._shift = VideoShift()  # moves video by the receiver's delay difference
+        # Video waits for the receive-delay reading that covers it (latency.py), never
+        # past the fill delay: a repeated picture must not overtake a waiting frame.
+        hold = min(MAX_HOLD_US, int(config.gap_fill_delay * 0.8e6))
+        self._line: DelayLine[msg.VideoIn] = DelayLine(hold)
         # Graceful overload (quality.py), once the encoders run with video.
         self._governor: Governor | None = None
         self._thinner: Thinner | None = None  # below the nominal frame rate only
@@ -139,9 +142,10 @@ class ParticipantRecording:
         """Record an event (mute, unmute, …) in the manifest at the current media time."""
         self._inbox.put(msg.Note(kind, details))
 
-    def set_receive_delays(self, audio_us: int, video_us: int) -> None:
-        """How long audio and video last waited inside the receiver (jitter buffers,
-        decode): video is moved by the difference, so both keep one clock."""
+    def set_receive_delays(self, audio_us: int | None, video_us: int | None) -> None:
+        """How long audio and video waited inside the receiver (jitter buffers, decode)
+        since the last reading, None where unknown: video is moved by the difference,
+        so both keep one clock."""
         self._inbox.put(msg.ReceiveDelays(audio_us, video_us))
 
     def close(self, reason: str = "closed") -> None:
@@ -222,10 +226,14 @@ class ParticipantRecording:
                 if self._dispatch(item):
                     assert isinstance(item, msg.Close)
                     return item.reason
-            except ValueError as e:  # BadFrame, or a frame numpy or FFmpeg refused
-                detail = str(e) if isinstance(e, BadFrame) else repr(e)
-                self._bad_input(getattr(e, "reason", "encode_error"), detail)
+            except ValueError as e:
+                self._refused(e)
             self._housekeeping()
+
+    def _refused(self, e: ValueError) -> None:
+        """BadFrame, or a frame numpy or FFmpeg refused: counted, and the file goes on."""
+        detail = str(e) if isinstance(e, BadFrame) else repr(e)
+        self._bad_input(getattr(e, "reason", "encode_error"), detail)
 
     def _dispatch(self, item: msg.Message | None) -> bool:
         """Handle one message (None: a quiet tick); True when it is the close."""
@@ -234,7 +242,8 @@ class ParticipantRecording:
                 self._on_idle()
             case msg.VideoIn():
                 self._note_lateness(item.ts, item.pushed)
-                self._on_video(item)
+                self._set_origin(item.ts, item.pushed)  # audio must not start after it
+                self._place_video(self._line.push(item.pushed, item.ts, item))
             case msg.AudioIn():
                 self._note_lateness(item.start, item.pushed)
                 self._on_audio(item)
@@ -243,13 +252,17 @@ class ParticipantRecording:
                     self._published = Size(width, height)
                 self._ledger.manifest.add_track(sid, kind, source, width, height)
                 self._ledger.write()
+                if {t["kind"] for t in self._ledger.manifest.tracks} >= {"audio", "video"}:
+                    self._line.expect_readings()  # the room reads delays for such a pair
             case msg.Note(kind, details):
                 self._event(kind, **details)
-            case msg.ReceiveDelays(audio_us, video_us):
-                self._shift.set_delays(audio_us, video_us)
-                self._ledger.manifest.set_receive_delays(audio_us, video_us)
+            case msg.ReceiveDelays(audio_us, video_us, pushed):
+                self._place_video(self._line.reading(pushed, audio_us, video_us))
+                if audio_us is not None and video_us is not None:
+                    self._ledger.manifest.set_receive_delays(audio_us, video_us)
             case msg.Drain(reached):
                 try:
+                    self._place_video(self._line.flush())
                     if self._media is not None:
                         self._media.sync()  # raises a write error of the x264 thread
                 finally:
@@ -272,15 +285,19 @@ class ParticipantRecording:
         self._ledger.manifest.start_utc = utc_iso(start_utc)
         self._pts0_utc = start_utc - start_offset(self.config) / VIDEO_CLOCK
 
-    def _reanchor_to_pending_audio(self) -> None:
-        """Before anything is written: move the origin back to where the audio that
-        waited says it began. Audio is stamped on arrival, and a job process busy
+    def _move_origin_back(self, video_at: int | None) -> None:
+        """Before anything is written: move the origin back to the earliest media
+        instant known, the first video frame's (``video_at``, shifted: a receiver that
+        held video longer than audio moves it back) or where the audio that waited
+        says it began. Audio is stamped on arrival, and a job process busy
         starting up gets its first second or two of audio from the SDK's queue in one
         burst: stamped all at once, the burst's frames looked early against the first
         one, and the timeline trimmed them as overlap (1.75 s of 6.8 s lost in a burst
         of 10 voice rooms beside a CPU hog). The earliest of (arrival - audio before it)
         is when the first sample was really heard; the wall-clock mapping is kept."""
         heard, earliest = 0, self._origin.media_us
+        if video_at is not None:
+            earliest = min(earliest, video_at)
         for item in self._pending_audio:
             rate = item.frame.sample_rate or 1
             earliest = min(earliest, item.start - heard)
@@ -290,17 +307,26 @@ class ParticipantRecording:
             self._origin = Origin(earliest, self._origin.pushed_us - shift)
             self._set_start_utc(self._start_utc - shift / 1e6)
 
-    def _on_video(self, item: msg.VideoIn) -> None:
+    def _place_video(self, released: list[tuple[msg.VideoIn, int]]) -> None:
+        """Frames the delay line let go, each with its shift (µs): one refused frame
+        does not take the others with it."""
+        for item, shift in released:
+            try:
+                self._on_video(item, shift)
+            except ValueError as e:
+                self._refused(e)
+
+    def _on_video(self, item: msg.VideoIn, shift: int) -> None:
         if self.audio_only:  # pushed as the file was decided audio-only
             raise BadFrame("video_in_audio_only_file", "this file has no video stream")
         if self._thinner is not None and not self._thinner.keep(item.ts):
             self.stats.video_frames_thinned += 1
             return
         frame = video_to_av(item.frame, self.config.max_input_dimension)
-        self._set_origin(item.ts, item.pushed)
+        ts = item.ts + shift
         if self._sync is None:
-            self._open(Size(frame.width, frame.height).rotated(item.rotation))
-        self._apply(self._sync.video(item.ts, frame, item.rotation))
+            self._open(Size(frame.width, frame.height).rotated(item.rotation), video_at=ts)
+        self._apply(self._sync.video(ts, frame, item.rotation))
 
     def _on_audio(self, item: msg.AudioIn) -> None:
         rate, samples = audio_samples(item.frame)
@@ -325,13 +351,14 @@ class ParticipantRecording:
             self._apply(self._sync.idle(now))
 
     def _on_close(self, item: msg.Close) -> None:
+        self._place_video(self._line.flush())
         if self._origin is None:
             return
         if self._sync is None:
             self._open(None)
         self._apply(self._sync.finish(self._sync.end_instant(item.pushed)))
 
-    def _open(self, first: Size | None) -> None:
+    def _open(self, first: Size | None, video_at: int | None = None) -> None:
         """Decide the canvas (none: audio-only), start the encoders, and replay audio
         that waited."""
         cfg = self.config
@@ -340,7 +367,7 @@ class ParticipantRecording:
             wanted = self._video_wanted or not self._announced
             self.audio_only = first is None and not wanted and not fixed
         canvas = None if self.audio_only else decide_canvas(cfg, self._published, first)
-        self._reanchor_to_pending_audio()
+        self._move_origin_back(video_at)
         muxer = self._output.open_muxer(self._pts0_utc)
         self._media = MediaEncoder(muxer, cfg, canvas, self._output.keyframe_every)
         self._sync = AvSync(
@@ -349,7 +376,6 @@ class ParticipantRecording:
             frame_us=1_000_000 // cfg.nominal_fps,
             fill_delay_us=int(cfg.gap_fill_delay * 1e6),
             fill_interval_us=int(cfg.video_fill_interval * 1e6),
-            shift=self._shift,
             video=canvas is not None,
         )
         if canvas is None:
@@ -460,6 +486,7 @@ class ParticipantRecording:
             self._ledger.bad_input(reason, detail, self._media_time_s())
 
     def _housekeeping(self) -> None:
+        self._place_video(self._line.due(monotonic_us()))
         self._adapt()
         self._output.maybe_fsync()
         self._ledger.announce(self._output.take_finished())

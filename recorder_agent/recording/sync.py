@@ -4,8 +4,8 @@ the holes. Pure: it returns steps for the recording to carry out, and does no I/
 All times are µs on the producer's clock (``time.monotonic`` for LiveKit frames);
 media time 0 is the first instant the recording saw (``Origin``).
 
-* Video pts come from frame timestamps, shifted by the receiver's audio delay minus
-  its video delay (latency.py); audio pts from the sample count, re-anchored to
+* Video pts come from frame timestamps, already shifted by the receiver's audio delay
+  minus its video delay (latency.py); audio pts from the sample count, re-anchored to
   arrival when they drift apart (timeline.py).
 * Audio is held back one frame: its successor tells a gap (silence) from a late burst
   (no silence).
@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from ..util import VIDEO_CLOCK
-from .latency import VideoShift
 from .timeline import AudioTimeline, VideoTimeline
 
 GAP_EVENT_US = 500_000  # filled holes at least this long become manifest events
@@ -93,7 +92,6 @@ class AvSync:
         frame_us: int,
         fill_delay_us: int,
         fill_interval_us: int,
-        shift: VideoShift | None = None,
         video: bool = True,
     ) -> None:
         self.origin = origin
@@ -110,7 +108,6 @@ class AvSync:
         self._held: tuple[int, np.ndarray | None] | None = None  # (start, samples)
         self._silence_run = 0  # samples of silence since the last real audio
         self._video_stopped: int | None = None  # pts of the last real frame before repeats
-        self.shift = shift or VideoShift()
 
     @property
     def media_time_s(self) -> float:
@@ -123,7 +120,6 @@ class AvSync:
 
     def video(self, ts: int, frame: Any, rotation: int) -> list[Step]:
         """Steps for a video frame stamped ``ts``; BadFrame if it does not move forward."""
-        ts += self.shift.next(ts)
         pts = self._vtl.place(ts)
         self._seen(ts)
         self.min_end = ts + self._frame_us
