@@ -15,13 +15,18 @@ average over the interval.
 Audio keeps its sample clock (gap-free by construction); video moves by
 ``audio delay − video delay``. A reading averages the last interval (a quarter second),
 so video frames wait in a ``DelayLine`` (at most ``MAX_HOLD_US``, 8-12 frames) for the
-reading that covers the audio played with them. Applied only to the frames after it
-(as first built), a reading lagged: beside stress-ng --cpu 1, 3 of 16 browser files
-had their first flash 47-53 ms off. Replayed on the traces of 35 browser files (2
-cores, stress-ng --cpu 1 or 2), the worst marker was 270 ms off with the lagging
-reading, 216 ms with the reading over the frame's own arrival, and 38 ms with the
-reading over the audio heard with it (the arrival plus the shift): after the job
-process stalls, NetEq holds what piled up, so the shift jumps by hundreds of ms.
+reading that covers the audio played with them: that audio arrived with the frame and
+leaves NetEq the shift later. Measured beside stress-ng --cpu 1 on 2 cores, browser
+files (VP8, H.264, mute; tests/e2e/test_browser.py), largest error per marker:
+
+| reading used | files | after 3 s | first markers |
+|---|---|---|---|
+| the last one before the frame (as first built) | 16 VP8 | 10.5 ms (CI: 51) | 47-53 ms in 3 |
+| the one over the frame's arrival | 25 | 56 ms in 1 | 101 ms in 1 |
+| the one over the audio heard with it (this) | 30 | 18 ms | 27-54 ms in 6 |
+
+Replayed on 35 traces, after a job process stalled 0.26 s (NetEq then held 300 ms
+more) the three gave 270, 216 and 19 ms at the next marker.
 """
 
 from __future__ import annotations
