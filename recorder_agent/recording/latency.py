@@ -143,19 +143,22 @@ class DelayLine(Generic[T]):
         """Frames that arrived by ``arrived_by`` (all: None), less the shift with
         ``lead``."""
         out = []
-        while self._held and (
-            arrived_by is None or self._held[0][0] + lead * max(0, self.applied_us) <= arrived_by
-        ):
-            _, ts, item = self._held.popleft()
+        while self._held:
+            arrival, ts, item = self._held[0]
+            wait_for = arrival + (max(0, self.applied_us) if lead else 0)
+            if arrived_by is not None and wait_for > arrived_by:
+                break
+            self._held.popleft()
             out.append((item, self._shift(ts)))
         return out
 
     def _shift(self, ts: int) -> int:
         if self._audio_us is not None and self._video_us is not None:
             target = self._audio_us - self._video_us
-            give_back = 0 if self._last_ts is None else max(0, (ts - self._last_ts) // 2)
-            self.applied_us = max(target, self.applied_us - give_back)
             if self._last_ts is None:
                 self.applied_us = target
+            else:
+                give_back = max(0, (ts - self._last_ts) // 2)
+                self.applied_us = max(target, self.applied_us - give_back)
         self._last_ts = ts
         return self.applied_us
