@@ -209,6 +209,11 @@ class Publisher(MarkedSignal):
             self.publications["audio"] = await lp.publish_track(track, opts)
         self.t0 = time.monotonic() - self.position
 
+    def restart_clock(self) -> None:
+        """Take now as the current media time: after waiting between ``publish`` and
+        ``stream``, the first frames go out at their pace rather than all at once."""
+        self.t0 = time.monotonic() - self.position
+
     async def stream(self, until: float) -> None:
         lead = AUDIO_LEAD_MS / 1000
         pending: list[tuple[float, int, rtc.VideoFrame | rtc.AudioFrame]] = []

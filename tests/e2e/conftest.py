@@ -180,8 +180,11 @@ def own_worker(livekit_server: Server, tmp_path: Path) -> Iterator[Callable[...,
 async def join(
     room_name: str, identity: str, kind: str = "standard", **attributes: str
 ) -> rtc.Room:
+    """A test participant. It receives nothing: decoding the others' video would take
+    the recorder's share of the 2-core machine."""
     room = rtc.Room()
-    await room.connect(devserver.URL, devserver.token(room_name, identity, kind, **attributes))
+    token = devserver.token(room_name, identity, kind, **attributes)
+    await room.connect(devserver.URL, token, rtc.RoomOptions(auto_subscribe=False))
     return room
 
 
@@ -194,6 +197,19 @@ async def publishing(
     pub = Publisher(**signal)
     await pub.publish(room)
     return room, pub
+
+
+async def until_recorded(worker: Worker, room: str, identity: str, timeout: float = 15) -> None:
+    """Wait until the recorder received ``identity``'s tracks: its manifest lists one
+    as soon as the track is subscribed. Under load a track reached the recorder 1.2 s
+    after its publisher started (0.7 s to publish, 0.5 s to subscribe)."""
+    deadline = time.monotonic() + timeout
+    while not any(
+        m["participant"]["identity"] == identity and m["tracks"] for m in worker.manifests(room)
+    ):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the recorder never received {identity}'s tracks\n{worker.describe()}")
+        await asyncio.sleep(0.05)
 
 
 async def create_room(name: str) -> None:

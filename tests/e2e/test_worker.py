@@ -13,7 +13,7 @@ from demo.testsignal import Publisher
 from recorder_agent.inspection import inspect_file
 
 from ..conftest import ffprobe
-from .conftest import Worker, delete_room, join, publishing, room_with_agent
+from .conftest import Worker, delete_room, join, publishing, room_with_agent, until_recorded
 
 AV_SYNC_MS = 40
 
@@ -31,9 +31,19 @@ def check_file(path: Path, video: bool = True) -> float:
 
 
 async def publish(
-    room_name: str, identity: str, seconds: float, kind: str = "standard", **kw
+    room_name: str,
+    identity: str,
+    seconds: float,
+    kind: str = "standard",
+    recorded: Worker | None = None,
+    **kw,
 ) -> Publisher:
+    """Join, publish and stream ``seconds`` of media; given the worker in ``recorded``,
+    the seconds count from when its recorder received the tracks."""
     room, pub = await publishing(room_name, identity, kind, **kw)
+    if recorded is not None:
+        await until_recorded(recorded, room_name, identity)
+        pub.restart_clock()
     await pub.stream(seconds)
     await room.disconnect()
     return pub
@@ -188,8 +198,9 @@ def test_opt_out_attribute_writes_nothing(worker: Worker):
 
 
 def test_a_voice_ai_call_is_recorded_whole_and_recorders_are_skipped(worker: Worker):
-    """A SIP caller and a voice agent each get a file; egress and another recorder (an
-    agent marked recorder_agent.role=recorder) get none."""
+    """A SIP caller and a voice agent each get a file, whole from the moment the
+    recorder received their tracks; egress and another recorder (an agent marked
+    recorder_agent.role=recorder) get none."""
 
     async def other_recorder() -> None:
         room = await join("e2e-kinds", "recorder-2", "agent", **{"recorder_agent.role": "recorder"})
@@ -201,8 +212,8 @@ def test_a_voice_ai_call_is_recorded_whole_and_recorders_are_skipped(worker: Wor
     async def run() -> None:
         await room_with_agent(worker, "e2e-kinds")
         await asyncio.gather(
-            publish("e2e-kinds", "phone", 4, kind="sip", video=False),
-            publish("e2e-kinds", "bot", 4, kind="agent", video=False),
+            publish("e2e-kinds", "phone", 4, kind="sip", recorded=worker, video=False),
+            publish("e2e-kinds", "bot", 4, kind="agent", recorded=worker, video=False),
             publish("e2e-kinds", "egress", 4, kind="egress"),
             other_recorder(),
         )
@@ -216,7 +227,7 @@ def test_a_voice_ai_call_is_recorded_whole_and_recorders_are_skipped(worker: Wor
     }
     assert kinds == {"phone": "sip", "bot": "agent"}
     for path in worker.recordings("e2e-kinds"):
-        assert check_file(path, video=False) > 3  # both speak only: AAC alone
+        assert check_file(path, video=False) > 3.7  # both speak only: AAC alone
 
 
 def test_file_grows_during_the_session(worker: Worker):
