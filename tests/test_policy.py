@@ -70,37 +70,75 @@ def test_video_pts_follow_timestamps_and_backwards_is_refused():
     assert e.value.reason == "timestamp_backwards"
 
 
-def test_audio_is_held_one_frame_then_written_gap_free():
+def test_audio_on_time_is_written_at_once_and_gap_free():
     s = sync()
-    assert s.audio(0, block(10)) == []  # held: its successor decides
-    steps = s.audio(10_000, block(10))
-    assert kinds(steps) == [WriteSamples] and steps[0].block.shape == (1, 480)
-    assert s.media_time_s == 0.01
+    steps = s.audio(0, block(10)) + s.audio(10_000, block(10))
+    assert kinds(steps) == [WriteSamples, WriteSamples] and steps[1].block.shape == (1, 480)
+    assert s.media_time_s == 0.02
 
 
-def test_a_late_burst_is_not_a_gap_but_a_real_pause_is_silence_and_an_event():
+def written(steps) -> tuple[int, int, int]:
+    """Samples of audio, silence and trimmed audio in ``steps``."""
+    return (
+        sum(x.block.shape[1] for x in steps if isinstance(x, WriteSamples)),
+        sum(x.samples for x in steps if isinstance(x, WriteSilence)),
+        sum(x.samples for x in steps if isinstance(x, Trimmed)),
+    )
+
+
+def test_audio_delivered_in_late_pieces_is_written_whole_with_no_silence():
+    """A job process starved from 10 to 310 ms gets that audio late, in pieces, and
+    catches up by 410 ms. Each piece's end looked like a gap, and the next piece then
+    looked early. The lateness drains, so nothing is silence and nothing is cut."""
     s = sync()
-    s.audio(0, block(10))
-    s.audio(10_000, block(10))
-    # 200 ms late, followed at once by the next frame: a burst, no silence
-    steps = s.audio(210_000, block(10)) + s.audio(210_100, block(10))
-    assert WriteSilence not in kinds(steps)
-    s2 = sync()
-    s2.audio(0, block(10))
-    s2.audio(10_000, block(10))
-    steps = s2.audio(1_010_000, block(10)) + s2.audio(1_020_000, block(10))
-    silence = [x for x in steps if isinstance(x, WriteSilence)]
-    assert silence and abs(silence[0].samples - RATE * 99 // 100) <= 480
+    steps = [*s.audio(0, block(10))]
+    frame = 1
+    for arrival, count in ((310_000, 15), (360_000, 15), (410_000, 10)):
+        for i in range(count):
+            steps += s.audio(arrival + i * 100 - 10_000, block(10))
+            frame += 1
+        steps += s.idle(arrival + 50_000)  # the recording's quiet ticks between pieces
+    for i in range(frame, 60):  # then on time
+        steps += s.audio(i * 10_000, block(10))
+    assert written(steps) == (60 * 480, 0, 0)
+
+
+def test_a_real_pause_is_silence_as_long_as_the_least_lateness_after_it():
+    s = sync()
+    steps = s.audio(0, block(10)) + s.audio(10_000, block(10))
+    # nothing for a second, then audio in real time: a gap, told after LOOKAHEAD_US
+    late = [s.audio(1_010_000 + i * 10_000, block(10)) for i in range(120)]
+    assert not [x for x in late[0] if isinstance(x, WriteSilence)]  # not told yet
+    for part in late:
+        steps += part
+    audio, silence, trimmed = written(steps)
+    assert audio == 122 * 480 and trimmed == 0
+    assert abs(silence - RATE * 99 // 100) <= 480
     assert any(isinstance(x, Gap) and x.kind == "audio_gap" for x in steps)
 
 
-def test_overlapping_audio_is_trimmed():
+def test_a_late_frame_is_decided_when_audio_stops_or_the_file_ends():
+    s = sync()
+    s.audio(0, block(10))
+    s.audio(500_000, block(10))  # late, and nothing after it
+    assert written(s.video(900_000, "f", 0)) == (0, 0, 0)  # 0.4 s ago: it may still drain
+    steps = s.video(1_100_000, "f", 0)  # audio stopped: it was a gap
+    assert kinds(steps)[:2] == [WriteSilence, WriteSamples] and steps[0].samples == 490 * 48
+    s2 = sync()
+    s2.audio(0, block(10))
+    s2.audio(500_000, block(10))
+    steps = s2.finish(s2.end_instant(520_000))
+    assert kinds(steps)[:2] == [WriteSilence, WriteSamples] and steps[0].samples == 490 * 48
+
+
+def test_trimmed_audio_is_counted_and_an_overlap_is_an_event():
     s = sync()
     for t in (0, 10_000, 20_000):
         s.audio(t, block(10))
-    s.audio(0, block(10))  # a repeat of the first 10 ms: 30 ms before the timeline
-    steps = s.audio(40_000, block(10))
-    assert kinds(steps) == [Trimmed] and steps[0].samples == 480  # all of it overlapped
+    steps = s.audio(0, block(10))  # a repeat of the first 10 ms: 30 ms before the timeline
+    assert steps == [Trimmed(480, overlap=True)]  # all of it overlapped
+    steps = s.audio(25_000, block(10))  # 5 ms early: the anchor was late, not an overlap
+    assert kinds(steps) == [Trimmed, WriteSamples] and steps[0] == Trimmed(240, overlap=False)
 
 
 def test_silent_microphone_is_filled_behind_video_and_stopped_video_is_repeated():
@@ -139,7 +177,7 @@ def test_a_file_closed_at_once_still_covers_one_frame():
 
 def test_timelines():
     tl = AudioTimeline(RATE, 0)
-    assert tl.place(0, 480, None).silence == 0
+    assert tl.place(0, 480).silence == 0
     assert tl.silence_until(20_000) == 480
     vt = VideoTimeline(0, 1_000_000)
     assert vt.repeats_until(2_500_000) == [0, 90_000, 180_000]
@@ -152,7 +190,7 @@ def test_a_late_first_audio_frame_is_pulled_back_by_the_next_early_one():
     frames came 30 ms late through a busy loop (and set the origin), then on time."""
     tl = AudioTimeline(RATE, origin_us=30_000)
     stamps = [30_000, 31_000, 32_000, 30_000, 40_000, 50_000, 60_000, 70_000]
-    placed = [tl.place(t, 480, nxt) for t, nxt in zip(stamps, [*stamps[1:], None], strict=True)]
+    placed = [tl.place(t, 480) for t in stamps]
     assert sum(p.silence for p in placed) == 0 and not any(p.overlap for p in placed)
     trimmed_us = sum(p.trim for p in placed) * 1_000_000 // RATE
     assert 30_000 - EARLY_US <= trimmed_us <= 30_000  # the 30 ms it was late, within 2 ms

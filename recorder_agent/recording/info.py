@@ -53,6 +53,7 @@ class RecordingStats:
     quality_steps: int = 0
     audio_seconds: float = 0.0
     silence_seconds: float = 0.0
+    audio_trimmed_seconds: float = 0.0  # received audio cut as earlier than its place
     media_seconds: float = 0.0
     bytes_written: int = 0
     dropped: dict[str, int] = field(default_factory=dict)

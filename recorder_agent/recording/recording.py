@@ -419,8 +419,10 @@ class ParticipantRecording:
                 stats.silence_seconds += count / media.rate
             case step.Gap(kind, start_s, duration_s):
                 self._event(kind, start_s=start_s, duration_s=duration_s)
-            case step.Trimmed(samples):
-                self._bad_input("audio_overlap_trimmed", f"{samples} samples")
+            case step.Trimmed(samples, overlap):
+                stats.audio_trimmed_seconds += samples / media.rate
+                if overlap:
+                    self._bad_input("audio_overlap_trimmed", f"{samples} samples")
 
     # --- graceful overload --------------------------------------------------------------
 

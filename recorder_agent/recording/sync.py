@@ -7,8 +7,8 @@ media time 0 is the first instant the recording saw (``Origin``).
 * Video pts come from frame timestamps, already shifted by the receiver's audio delay
   minus its video delay (latency.py); audio pts from the sample count, re-anchored to
   arrival when they drift apart (timeline.py).
-* Audio is held back one frame: its successor tells a gap (silence) from a late burst
-  (no silence).
+* Audio that comes late waits for the frames after it: they tell a gap (silence) from
+  a delivery stall (no silence); see timeline.py. Audio on time is written at once.
 * When one stream stops, the other keeps the file moving ``fill_delay`` behind the
   newest media: silence is written, or the last picture repeated. A hole of 0.5 s or
   more becomes a manifest event.
@@ -16,13 +16,15 @@ media time 0 is the first instant the recording saw (``Origin``).
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..util import VIDEO_CLOCK
-from .timeline import AudioTimeline, VideoTimeline
+from .timeline import AudioPlacement, AudioTimeline, VideoTimeline
 
 GAP_EVENT_US = 500_000  # filled holes at least this long become manifest events
 
@@ -70,7 +72,8 @@ class Gap:
 
 @dataclass(frozen=True)
 class Trimmed:
-    samples: int  # cut from an audio frame that overlapped the one before
+    samples: int  # cut from an audio frame's start: it came earlier than its place
+    overlap: bool  # more than an anchor correction: it overlapped the audio before it
 
 
 Step = PlacePicture | RepeatPicture | WriteSamples | WriteSilence | Gap | Trimmed
@@ -105,7 +108,7 @@ class AvSync:
         self.min_end = origin.media_us + frame_us
         self._vtl = VideoTimeline(origin.media_us, fill_interval_us, frame_us)
         self._atl = AudioTimeline(rate, origin.media_us)
-        self._held: tuple[int, np.ndarray | None] | None = None  # (start, samples)
+        self._pending: deque[tuple[int, np.ndarray]] = deque()  # (start, samples), late
         self._silence_run = 0  # samples of silence since the last real audio
         self._video_stopped: int | None = None  # pts of the last real frame before repeats
 
@@ -132,21 +135,17 @@ class AvSync:
         return steps
 
     def audio(self, start: int, blocks: list[np.ndarray]) -> list[Step]:
-        """Steps for audio heard from ``start`` (converted blocks); it is held until the
-        next frame or a fill decides where it goes."""
-        steps = self._release(next_start=start)
-        if len(blocks) > 1:
-            self._held = (start, np.concatenate(blocks, axis=1))
-        else:
-            self._held = (start, blocks[0] if blocks else None)
-        return steps
+        """Steps for audio heard from ``start`` (converted blocks); late audio waits
+        until the frames after it, or a fill, decide where it goes."""
+        if blocks:
+            block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+            self._pending.append((start, block))
+        return self._release()
 
     def idle(self, at_pushed: int) -> list[Step]:
         """No input for a while: fill both streams up to ``fill_delay`` ago."""
         now = self.media_now(at_pushed)
-        steps = self._release(next_start=None)
-        steps += self._fill_audio(now - self._fill_delay)
-        return steps + self._fill_video(now - self._fill_delay)
+        return self._fill_audio(now - self._fill_delay) + self._fill_video(now - self._fill_delay)
 
     def end_instant(self, at_pushed: int) -> int:
         """Where a file closed at ``at_pushed`` ends (µs)."""
@@ -154,7 +153,7 @@ class AvSync:
 
     def finish(self, end: int) -> list[Step]:
         """Steps that bring both streams up to ``end`` (see ``end_instant``)."""
-        steps = self._release(next_start=None) + self._fill_audio(end) + self._fill_video(end)
+        steps = self._release(final=True) + self._fill_audio(end) + self._fill_video(end)
         self._seen(end)
         return steps
 
@@ -163,16 +162,22 @@ class AvSync:
     def _seen(self, media_us: int) -> None:
         self.latest = max(self.latest, media_us)
 
-    def _release(self, next_start: int | None) -> list[Step]:
-        if self._held is None:
-            return []
-        start, block = self._held
-        self._held = None
-        if block is None:
-            return []
-        placed = self._atl.place(start, block.shape[1], next_start)
+    def _release(self, final: bool = False) -> list[Step]:
+        """Write the waiting audio whose place is known (all of it when ``final``)."""
+        steps: list[Step] = []
+        while self._pending:
+            start, block = self._pending[0]
+            ahead = [(s, b.shape[1]) for s, b in itertools.islice(self._pending, 1, None)]
+            placed = self._atl.place(start, block.shape[1], ahead, final)
+            if placed is None:
+                break
+            self._pending.popleft()
+            steps += self._write(start, block, placed)
+        return steps
+
+    def _write(self, start: int, block: np.ndarray, placed: AudioPlacement) -> list[Step]:
         block = block[:, placed.trim :]
-        steps: list[Step] = [Trimmed(placed.trim)] if placed.overlap else []
+        steps: list[Step] = [Trimmed(placed.trim, placed.overlap)] if placed.trim else []
         steps += self._silence(placed.silence)
         n = block.shape[1]
         steps += self._gap("audio_gap", self._silence_run, self._atl.next_sample - n, self.rate)
@@ -187,10 +192,10 @@ class AvSync:
     def _fill_audio(self, until: int) -> list[Step]:
         """Silence up to ``until`` when no audio is flowing."""
         steps: list[Step] = []
-        if self._held is not None:
-            if self._held[0] >= until:
+        if self._pending:
+            if self._pending[-1][0] >= until:
                 return steps  # audio is flowing
-            steps = self._release(next_start=None)
+            steps = self._release(final=True)
         return steps + self._silence(self._atl.silence_until(until))
 
     def _silence(self, count: int) -> list[Step]:

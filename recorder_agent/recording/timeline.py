@@ -6,21 +6,28 @@ file's zero is the first media instant the recording saw (``origin_us``).
 * Video pts come straight from frame timestamps (90 kHz); a timestamp that does not
   move forward is refused.
 * Audio pts come from the sample count, so audio is gap-free by construction. Each
-  frame's arrival time anchors it: when the count drifts from arrival by more than one
-  audio frame, the timeline re-anchors, filling a gap with silence or trimming an
-  overlap. Arrival can only be late, never early: a frame followed at once by the next
-  one (a burst after the producer stalled) was late, so it is not taken as a gap; and a
-  frame that arrives earlier than its place says, by even 2 ms, proves the anchor was
-  late (the first frame came through a busy event loop), so the count is trimmed back
-  to it. Under a CPU hog the first frame was 20-50 ms late: without this the whole
-  file kept that offset. (A burst of queued audio at the very start would be trimmed
-  by this rule; the recording moves its origin back before the timeline sees it.)
+  frame's arrival time anchors it. Arrival can only be late, never early, so a frame
+  that comes later than its place says is a gap only if the frames after it stay that
+  late: a job process starved beside a CPU hog got its audio in pieces, each piece's
+  end looked like a gap, and the next piece was then trimmed as early, so each stall
+  cost its length twice (4.9 s of 9.3 s in one room of a burst). Such a frame waits
+  until the frames after it drain the lateness (no gap: a delivery stall, or an
+  event loop's jitter) or the frames arriving ``LOOKAHEAD_US`` after it all stay late
+  (a gap: silence as long as the least lateness among them). A burst's arrivals span
+  no time: a job process busy starting up got 1.5 s of queued audio at once.
+* A frame that arrives earlier than its place says, by even 2 ms, proves the anchor
+  was late (the first frame came through a busy event loop), so the count is trimmed
+  back to it. Under a CPU hog the first frame was 20-50 ms late: without this the
+  whole file kept that offset. (A burst of queued audio at the very start would be
+  trimmed by this rule; the recording moves its origin back before the timeline sees
+  it.) Every trimmed sample is counted.
 * When a stream stops, the other one keeps the file moving: silence is added, or the
   last picture is repeated, ``fill_delay`` behind the newest media time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..util import AAC_FRAME, VIDEO_CLOCK, BadFrame
@@ -31,6 +38,8 @@ def us_to(units_per_s: int, us: int) -> int:
 
 
 EARLY_US = 2_000  # arrival this much before the count re-anchors it
+LOOKAHEAD_US = 1_000_000  # arrivals after a late frame that stay late: then it is a gap
+MAX_WAITING_US = 5_000_000  # audio that may wait (a burst's arrivals span no time)
 
 
 @dataclass
@@ -44,11 +53,13 @@ class AudioTimeline:
     """Sample-count clock for one output audio stream.
 
     >>> tl = AudioTimeline(48_000, origin_us=0)
-    >>> tl.place(start_us=0, samples=480, next_start_us=None)
+    >>> tl.place(start_us=0, samples=480)
     AudioPlacement(silence=0, trim=0, overlap=False)
-    >>> tl.place(start_us=1_000_000, samples=480, next_start_us=None).silence  # 990 ms gap
+    >>> tl.place(start_us=1_000_000, samples=480) is None  # late: wait for what follows
+    True
+    >>> tl.place(start_us=1_000_000, samples=480, ahead=[(1_010_000, 480)], final=True).silence
     47520
-    >>> tl.place(start_us=1_005_000, samples=480, next_start_us=None)  # 5 ms early
+    >>> tl.place(start_us=1_005_000, samples=480)  # 5 ms early
     AudioPlacement(silence=0, trim=240, overlap=False)
     """
 
@@ -57,23 +68,43 @@ class AudioTimeline:
         self.origin_us = origin_us
         self.next_sample = 0  # pts of the next sample to be written
 
-    def place(self, start_us: int, samples: int, next_start_us: int | None) -> AudioPlacement:
-        """Where a frame of ``samples`` (output rate) that starts at ``start_us`` goes;
-        ``next_start_us`` is the following frame's start, when it is known already."""
-        actual = us_to(self.rate, start_us - self.origin_us)
-        drift = actual - self.next_sample
+    def place(
+        self,
+        start_us: int,
+        samples: int,
+        ahead: Sequence[tuple[int, int]] = (),
+        final: bool = False,
+    ) -> AudioPlacement | None:
+        """Where a frame of ``samples`` (output rate) heard from ``start_us`` goes; None
+        while that cannot be told yet. ``ahead``: (start_us, samples) of the frames that
+        came after it; ``final``: decide now, nothing more will come in time."""
+        drift = self._at(start_us) - self.next_sample
         tolerance = max(samples, AAC_FRAME)
-        duration_us = samples * 1_000_000 // self.rate
-        burst = next_start_us is not None and next_start_us - start_us < duration_us // 2
-        silence = drift if drift > tolerance and not burst else 0
+        silence = 0
+        if drift > tolerance:
+            least, pos = drift, self.next_sample + samples
+            for start, n in ahead:
+                least = min(least, self._at(start) - pos)
+                pos += n
+            drained = least <= tolerance
+            seen = pos - self.next_sample >= us_to(self.rate, MAX_WAITING_US) or (
+                bool(ahead) and ahead[-1][0] - start_us >= LOOKAHEAD_US
+            )
+            if not (drained or seen or final):
+                return None
+            silence = 0 if drained else least
         early = -drift > us_to(self.rate, EARLY_US)
         trim = min(samples, -drift) if early else 0
         self.next_sample += silence + samples - trim
         return AudioPlacement(silence, trim, overlap=-drift > tolerance)
 
+    def _at(self, t_us: int) -> int:
+        """The sample count at ``t_us``."""
+        return us_to(self.rate, t_us - self.origin_us)
+
     def silence_until(self, t_us: int) -> int:
         """Samples of silence that bring the stream up to ``t_us`` (0 if already there)."""
-        target = us_to(self.rate, t_us - self.origin_us)
+        target = self._at(t_us)
         missing = max(0, target - self.next_sample)
         self.next_sample += missing
         return missing
