@@ -79,7 +79,9 @@ class RecorderConfig:
     nominal_fps: int = _doc("Frame rate the stream declares; sizes the GOP and rate control.", 30)
     x264_threads: int = _doc("libx264 threads per recording; 0 lets libx264 choose.", 2)
     encoder_nice: int = _doc(
-        "Niceness of encoding threads (Linux); above 0 keeps WebRTC's audio pump on time.", 10
+        "Niceness of a video recording's threads (Linux); above 0 keeps WebRTC's audio pump"
+        " on time. Audio-only files stay at 0: their AAC is cheap, and at 10 they starved.",
+        10,
     )
 
     # Canvas.

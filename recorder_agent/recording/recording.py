@@ -189,7 +189,6 @@ class ParticipantRecording:
     # ----- the thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        lower_thread_priority(self.config.encoder_nice)
         reason: str | None = None
         try:
             try:
@@ -367,6 +366,8 @@ class ParticipantRecording:
             wanted = self._video_wanted or not self._announced
             self.audio_only = first is None and not wanted and not fixed
         canvas = None if self.audio_only else decide_canvas(cfg, self._published, first)
+        if canvas is not None:  # before x264 starts its threads, which inherit it
+            lower_thread_priority(cfg.encoder_nice)
         self._move_origin_back(video_at)
         muxer = self._output.open_muxer(self._pts0_utc)
         self._media = MediaEncoder(muxer, cfg, canvas, self._output.keyframe_every)
