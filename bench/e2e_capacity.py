@@ -7,7 +7,8 @@ N publishers at 1280x720 30 fps + audio, each in a process of its own (WebRTC
 encoding in libwebrtc, as a browser would), all in one room. First the idle worker
 tree's PSS; then for N = 1, 2, 4 the frames the recorder received and dropped, the CPU
 of the worker's process tree per second of media recorded (the cores one participant
-needs, whatever else shares the machine), and the tree's peak PSS (smaps_rollup).
+needs, whatever else shares the machine), the tree's peak PSS (smaps_rollup), and the
+time from each publisher's first frame to the first real picture in its file.
 The publishers send ``testsignal``'s synthetic picture, which libx264 encodes more
 cheaply than camera footage (``bench.run`` part 3 uses camera-like frames).
 The publishers share the same 2 cores: their VP8 encoding, not the recorder, is what
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from demo import devserver
@@ -46,7 +48,7 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
         subprocess.Popen(
             [sys.executable, "-m", "demo.publish", room, f"p{i}", str(seconds), "1280", "720"],
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
         for i in range(n)
@@ -61,9 +63,14 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
         if done and len(manifests) >= n and all(m["state"] != "recording" for m in manifests):
             break
         time.sleep(0.5)
+    started = {}
+    for p in pubs:
+        line = json.loads(p.communicate()[0].decode().splitlines()[0])
+        started[line["identity"]] = line["streaming_utc"]
     cpu = sum(seen.values()) - sum(cpu0.values())
     got = [m["counters"] for m in manifests]
     got_canvas = [m for m in manifests if m.get("canvas")]
+    pictured = [m for m in got_canvas if m.get("first_video_s") is not None]
     received = sum(c["video_frames_in"] for c in got)
     dropped = sum(v for c in got for k, v in c["dropped"].items() if k.startswith("video"))
     return {
@@ -75,7 +82,14 @@ def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
         # CPU per second of media recorded: the cores one participant needs in real time
         "recorder_cores_per_participant": cpu / max(1e-9, sum(c["media_seconds"] for c in got)),
         "worker_pss_mb": pss,
+        "first_picture_s": sorted(first_picture_s(m, started) for m in pictured),
     }
+
+
+def first_picture_s(manifest: dict, started: dict[str, float]) -> float:
+    """From the publisher's first frame to the first real picture in its file (s)."""
+    start = datetime.fromisoformat(manifest["start_utc"]).timestamp()
+    return start + manifest["first_video_s"] - started[manifest["participant"]["identity"]]
 
 
 def tree_pss_mb(root: int) -> float:
@@ -164,13 +178,16 @@ def main() -> None:
             print(f"idle worker tree: {tree_pss_mb(worker.pid):.0f} MB PSS\n")
             print(f"1280x720 30 fps publishers in one room, {args.seconds:.0f} s each run\n")
             print(f"{'publishers':>10} {'fps in':>7} {'dropped':>8} {'canvas':>10} "
-                  f"{'recorder cores/participant':>27} {'worker PSS MB':>14}")  # fmt: skip
+                  f"{'recorder cores/participant':>27} {'worker PSS MB':>14} "
+                  f"{'first picture s (min-max)':>26}")  # fmt: skip
             for n in args.counts:
                 r = run(n, args.seconds, out, worker)
                 cores = r["recorder_cores_per_participant"]
+                first = r["first_picture_s"] or [float("nan")]
                 print(f"{n:>10} {r['fps_received']:>7.1f} {r['dropped_fraction']:>7.1%} "
                       f"{','.join(r['canvas']):>10} {cores:>27.2f} "
-                      f"{r['worker_pss_mb']:>14.0f}")  # fmt: skip
+                      f"{r['worker_pss_mb']:>14.0f} "
+                      f"{f'{first[0]:.2f}-{first[-1]:.2f}':>26}")  # fmt: skip
             print(f"\none Chromium at 1280x720, {args.seconds:.0f} s each\n")
             print(f"{'codec':>6} {'fps in':>7} {'dropped':>8} {'recorder cores':>15} "
                   f"{'browser cores':>14} {'worker PSS MB':>14}")  # fmt: skip

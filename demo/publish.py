@@ -1,10 +1,13 @@
 """One synthetic participant, in a process of its own like a real client:
-``python -m demo.publish ROOM IDENTITY SECONDS WIDTH HEIGHT``."""
+``python -m demo.publish ROOM IDENTITY SECONDS WIDTH HEIGHT``. It prints one JSON
+line, when its first frame goes out (``streaming_utc``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
+import time
 
 from livekit import rtc
 
@@ -19,6 +22,7 @@ async def main(room_name: str, identity: str, seconds: float, width: int, height
         width=width, height=height, markers=[m + 0.5 for m in range(2, int(seconds), 2)]
     )
     await pub.publish(room)
+    print(json.dumps({"identity": identity, "streaming_utc": time.time()}), flush=True)
     await pub.stream(seconds)
     await room.disconnect()
 

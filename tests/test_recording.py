@@ -202,6 +202,8 @@ def test_video_starting_20_s_after_audio_keeps_its_timing(config):
     d, _ = decode(path)
     first_real = next(t for t, y in zip(d.video_pts, d.video_luma, strict=True) if y > 25)
     assert abs(first_real - d.video_pts[0] - 20) <= FRAME
+    manifest = json.loads(rec.manifest_path.read_text())
+    assert manifest["first_video_s"] == pytest.approx(first_real - d.video_pts[0], abs=0.001)
 
 
 def test_canvas_is_fixed_and_other_shapes_are_letterboxed(config):

@@ -40,6 +40,8 @@ class Manifest:
     schema: str = SCHEMA
     start_utc: str | None = None  # wall time of media time 0
     canvas: dict[str, int] | None = None
+    # Media time of the first real picture (black or nothing before it); None: none yet.
+    first_video_s: float | None = None
     tracks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     events_dropped: int = 0

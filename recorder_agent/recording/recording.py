@@ -409,6 +409,8 @@ class ParticipantRecording:
             case step.PlacePicture(pts, frame, rotation):
                 media.picture(frame, rotation, pts)
                 stats.video_frames_encoded += 1
+                if self._ledger.manifest.first_video_s is None:
+                    self._ledger.manifest.first_video_s = round(pts / VIDEO_CLOCK, 3)
             case step.RepeatPicture(pts):
                 media.repeat(pts)
                 stats.video_frames_repeated += 1
