@@ -153,6 +153,11 @@ class RecorderConfig:
     load_threshold: float = _doc(
         "Load (0..1, see capacity_cores) above which no new room is taken; above 1: never.", 0.7
     )
+    idle_processes: int = _doc(
+        "Job processes kept started, waiting for a room (each holds about 39 MB); more are"
+        " started on demand.",
+        1,
+    )
     http_port: int = _doc(
         "Port of the worker's health-check HTTP server; 0 picks a free one.", 8081
     )
@@ -219,6 +224,7 @@ class RecorderConfig:
             (self.track_end_grace >= 0 and self.progress_interval > 0, "bad worker timing"),
             (self.shutdown_timeout > 0 and self.drain_timeout >= 0, "bad shutdown timing"),
             (self.load_threshold > 0, "load_threshold must be > 0"),
+            (self.idle_processes >= 0, "idle_processes must be >= 0"),
             (self.reconcile_interval >= 0, "reconcile_interval must be >= 0"),
             (self.output_format in ("ts", "hls"), "output_format must be ts or hls"),
             (self.segment_seconds >= 1, "segment_seconds must be >= 1"),

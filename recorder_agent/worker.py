@@ -11,7 +11,6 @@ uploader, metrics and crash recovery start once, in the main process
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 
 from aiohttp import web
@@ -24,7 +23,6 @@ from livekit.agents import (
     WorkerPermissions,
 )
 from livekit.agents.utils.http_server import HttpServer
-from livekit.agents.utils.hw import get_cpu_monitor
 
 from .config import RecorderConfig
 from .log import logger as log
@@ -100,7 +98,7 @@ server = RecorderServer(
     port=config.http_port,
     # Warm jobs in dev mode too (LiveKit's dev default is none): spawning a process for
     # the first room took 5.3 s under `lk agent dev`, the first 5 s of the call.
-    num_idle_processes=math.ceil(get_cpu_monitor().cpu_count()),  # LiveKit's, cgroup-aware
+    num_idle_processes=config.idle_processes,
     # A recorder only listens, and stays out of the participant list like Egress does.
     permissions=WorkerPermissions(
         can_publish=False,
