@@ -174,6 +174,20 @@ def test_a_participant_with_announced_audio_only_gets_an_aac_only_file(config):
     assert [t["kind"] for t in manifest["tracks"]] == ["audio"]
 
 
+def test_a_phone_callers_file_has_bytes_from_the_first_frame(config):
+    """A SIP participant never publishes video: no wait for a camera, so a crash early
+    in the call still leaves its audio on disk. Anyone else waits layout_wait."""
+    sip, other = (record(config, identity=kind, kind=kind) for kind in ("sip", "standard"))
+    for rec in (sip, other):
+        assert rec.add_track("TR_mic", "audio", "microphone")
+        Participant(rec, now_us(), video=False).feed(1)
+        assert rec.drain(30)
+    assert sip.audio_only and sip.path.stat().st_size > 0
+    assert not other.audio_only and other.path.stat().st_size == 0  # 1 s of 3: waiting
+    finish(sip)
+    finish(other)
+
+
 def test_a_camera_announced_before_layout_wait_keeps_the_video_stream(config):
     rec = record(config)
     assert rec.add_track("TR_mic", "audio", "microphone")

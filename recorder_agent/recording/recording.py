@@ -91,6 +91,10 @@ class ParticipantRecording:
         # audio-only; a video track announced before that decision keeps the video
         # stream. The lock makes the two exclusive: see want_video().
         self._video_lock = threading.Lock()
+        # A SIP participant never publishes video (LiveKit's SIP bridge carries audio and
+        # DTMF), so its file is decided at the first frame instead of after layout_wait:
+        # a worker killed 2 s into a phone call had nothing of it on disk.
+        self._layout_wait_us = 0 if info.kind == "sip" else int(config.layout_wait * 1e6)
         self._announced = False
         self._video_wanted = False
         self.audio_only = False
@@ -332,7 +336,7 @@ class ParticipantRecording:
         self._set_origin(item.start, item.pushed)
         if self._sync is None:
             self._pending_audio.append(item)
-            waited = item.start - self._origin.media_us >= self.config.layout_wait * 1e6
+            waited = item.start - self._origin.media_us >= self._layout_wait_us
             if self.config.canvas_width or waited:
                 self._open(None)
             return
@@ -344,7 +348,7 @@ class ParticipantRecording:
         if self._origin is None:
             return
         now = monotonic_us()
-        if self._sync is None and self._origin.elapsed_us(now) >= self.config.layout_wait * 1e6:
+        if self._sync is None and self._origin.elapsed_us(now) >= self._layout_wait_us:
             self._open(None)
         if self._sync is not None:
             self._apply(self._sync.idle(now))
