@@ -389,8 +389,9 @@ class RoomRecorder:
                 # From the recording's start: the first line shows the real rate too.
                 meter = self._progress_meters.setdefault(key, RateMeter())
                 fps = meter.rate(s.video_frames_encoded)
+                trimmed = s.audio_trimmed_seconds
                 log.info(
-                    "progress %s/%s: %.1f s, %.2f MB, %.1f fps%s, %d dropped, queue %d",
+                    "progress %s/%s: %.1f s, %.2f MB, %.1f fps%s, %d dropped%s, queue %d",
                     printable(self.room.name),
                     rec.info.shown,
                     s.media_seconds,
@@ -398,5 +399,6 @@ class RoomRecorder:
                     fps,
                     f" ({s.quality})" if s.quality_level else "",
                     s.drops(),
+                    f", {trimmed:.2f} s audio trimmed" if trimmed >= 0.005 else "",
                     rec.queue_depth,
                 )

@@ -31,7 +31,14 @@ from ..log import logger as log
 from ..util import write_atomically
 
 STATS_DIR = ".stats"
-COUNTERS = ("bytes_written", "video_frames_encoded", "frames_dropped", "errors", "quality_steps")
+COUNTERS = (
+    "bytes_written",
+    "video_frames_encoded",
+    "frames_dropped",
+    "audio_trimmed_seconds",
+    "errors",
+    "quality_steps",
+)
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_WINDOW_S = 10.0  # seconds of CPU use the load averages: a join's spike is brief
 LOAD_FRESH_S = 0.25  # a load this recent is answered again, not measured again
@@ -106,7 +113,7 @@ class WorkerStats:
                     self._retired[key] += sum(r.get(key, 0) for r in data["recordings"])
                 path.unlink(missing_ok=True)
 
-    def snapshot(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    def snapshot(self) -> tuple[list[dict[str, Any]], dict[str, float]]:
         """(recordings of live job processes, worker-wide counter totals)."""
         with self._lock:
             live: list[dict[str, Any]] = []
@@ -181,6 +188,7 @@ class WorkerStats:
             ("bytes_written", "Bytes of TS written"),
             ("video_frames_encoded", "Video frames encoded (repeats included)"),
             ("frames_dropped", "Input frames dropped or repaired"),
+            ("audio_trimmed_seconds", "Received audio cut: it came earlier than its place"),
             ("errors", "Recordings that failed"),
             ("quality_steps", "Quality steps taken under overload (down and up)"),
         ):

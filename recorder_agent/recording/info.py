@@ -88,6 +88,7 @@ class RecordingStatus:
     bytes_written: int
     video_frames_encoded: int  # repeats included
     frames_dropped: int
+    audio_trimmed_seconds: float
     errors: int
     media_seconds: float
     fps: float  # real video frames per second since the previous status
@@ -117,6 +118,7 @@ class RecordingStatus:
             bytes_written=stats.bytes_written,
             video_frames_encoded=stats.video_frames_encoded + stats.video_frames_repeated,
             frames_dropped=stats.drops(),
+            audio_trimmed_seconds=round(stats.audio_trimmed_seconds, 3),
             errors=1 if state is RecordingState.FAILED else 0,
             media_seconds=stats.media_seconds,
             fps=fps.rate(stats.video_frames_encoded),
