@@ -162,12 +162,29 @@ def test_idle_and_finish_fill_both_streams_to_the_end():
     s = sync()
     s.video(0, "f", 0)
     steps = s.idle(2_000_000)  # 2 s of wall time, no input
-    assert kinds(steps).count(RepeatPicture) == 1
-    assert sum(x.samples for x in steps if isinstance(x, WriteSilence)) == RATE * 3 // 2
-    end = s.end_instant(2_500_000)
-    assert end == 2_500_000
+    assert kinds(steps).count(RepeatPicture) == 1  # video: up to fill_delay (0.5 s) ago
+    assert WriteSilence not in kinds(steps)  # audio: up to IDLE_AUDIO_US (2 s) ago
+    steps = s.idle(3_000_000)
+    assert sum(x.samples for x in steps if isinstance(x, WriteSilence)) == RATE
+    end = s.end_instant(3_500_000)
+    assert end == 3_500_000
     s.finish(end)
-    assert s.media_time_s == 2.5
+    assert s.media_time_s == 3.5
+
+
+def test_audio_after_a_stalled_event_loop_is_written_whole():
+    """The job process's event loop stalls 0.8 s while the recording thread ticks: then
+    the backlog comes at once. Silence written for the stall (the 0.5 s fill delay)
+    made the timeline trim as much of the backlog."""
+    s = sync()
+    steps = [step for i in range(100) for step in s.audio(i * 10_000, block(10))]
+    for tick in range(1_100_000, 1_800_000, 100_000):  # quiet ticks during the stall
+        steps += s.idle(tick)
+    for i in range(100, 180):  # 1.0-1.8 s, all stamped on arrival at 1.8 s
+        steps += s.audio(1_800_000 + (i - 100) * 10 - 10_000, block(10))
+    for i in range(180, 250):
+        steps += s.audio(i * 10_000, block(10))
+    assert written(steps) == (250 * 480, 0, 0)
 
 
 def test_a_file_closed_at_once_still_covers_one_frame():

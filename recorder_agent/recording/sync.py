@@ -10,8 +10,9 @@ media time 0 is the first instant the recording saw (``Origin``).
 * Audio that comes late waits for the frames after it: they tell a gap (silence) from
   a delivery stall (no silence); see timeline.py. Audio on time is written at once.
 * When one stream stops, the other keeps the file moving ``fill_delay`` behind the
-  newest media: silence is written, or the last picture repeated. A hole of 0.5 s or
-  more becomes a manifest event.
+  newest media: silence is written, or the last picture repeated. With no input at
+  all, audio is filled later (``IDLE_AUDIO_US``). A hole of 0.5 s or more becomes a
+  manifest event.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from ..util import VIDEO_CLOCK
 from .timeline import AudioPlacement, AudioTimeline, VideoTimeline
 
 GAP_EVENT_US = 500_000  # filled holes at least this long become manifest events
+# With no input at all, audio is filled only this far behind. A subscribed track's
+# audio never pauses (NetEq conceals, a muted one is silence), so no input means the
+# track ended or the job process stalled; after a stall the backlog comes at once, and
+# silence already written for it made the timeline trim as much real audio (stalls of
+# 0.26-0.75 s beside stress-ng --cpu 2, against the 0.5 s fill delay).
+IDLE_AUDIO_US = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -143,9 +150,11 @@ class AvSync:
         return self._release()
 
     def idle(self, at_pushed: int) -> list[Step]:
-        """No input for a while: fill both streams up to ``fill_delay`` ago."""
+        """No input for a while: fill video up to ``fill_delay`` ago, audio up to
+        ``IDLE_AUDIO_US`` ago (see there)."""
         now = self.media_now(at_pushed)
-        return self._fill_audio(now - self._fill_delay) + self._fill_video(now - self._fill_delay)
+        audio_until = now - max(self._fill_delay, IDLE_AUDIO_US)
+        return self._fill_audio(audio_until) + self._fill_video(now - self._fill_delay)
 
     def end_instant(self, at_pushed: int) -> int:
         """Where a file closed at ``at_pushed`` ends (µs)."""
