@@ -112,7 +112,11 @@ class RecorderConfig:
 
     # Queues, durability, bookkeeping.
     video_queue_frames: int = _doc("Video frames that may wait for the encoder.", 30)
-    audio_queue_frames: int = _doc("Audio frames that may wait (500 x 10 ms = 5 s).", 500)
+    audio_queue_frames: int = _doc(
+        "Audio frames that may wait (3000 x 10 ms = 30 s, at most about 6 MB): a voice job process"
+        " starting beside a CPU hog took 0.8 s of audio in its first 5 s.",
+        3000,
+    )
     fsync_interval: float = _doc("Seconds between fsync calls on the recording.", 1.0)
     manifest_interval: float = _doc("Seconds between manifest rewrites (also at each event).", 5.0)
     max_manifest_events: int = _doc("Events kept in the manifest; later ones are counted.", 1000)
