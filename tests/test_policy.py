@@ -38,7 +38,12 @@ from recorder_agent.recording.sync import (
     WriteSamples,
     WriteSilence,
 )
-from recorder_agent.recording.timeline import EARLY_US, AudioTimeline, VideoTimeline
+from recorder_agent.recording.timeline import (
+    EARLY_US,
+    AudioPlacement,
+    AudioTimeline,
+    VideoTimeline,
+)
 from recorder_agent.util import VIDEO_CLOCK, BadFrame
 
 RATE = 48_000
@@ -192,9 +197,16 @@ def test_a_file_closed_at_once_still_covers_one_frame():
     assert s.end_instant(0) == FRAME_US
 
 
+def place(tl: AudioTimeline, start_us: int, samples: int) -> AudioPlacement:
+    """Push one frame that is not late and take its placement."""
+    tl.push(start_us, samples, None)
+    [(_, placed)] = tl.release()
+    return placed
+
+
 def test_timelines():
     tl = AudioTimeline(RATE, 0)
-    assert tl.place(0, 480).silence == 0
+    assert place(tl, 0, 480).silence == 0
     assert tl.silence_until(20_000) == 480
     vt = VideoTimeline(0, 1_000_000)
     assert vt.repeats_until(2_500_000) == [0, 90_000, 180_000]
@@ -207,7 +219,7 @@ def test_a_late_first_audio_frame_is_pulled_back_by_the_next_early_one():
     frames came 30 ms late through a busy loop (and set the origin), then on time."""
     tl = AudioTimeline(RATE, origin_us=30_000)
     stamps = [30_000, 31_000, 32_000, 30_000, 40_000, 50_000, 60_000, 70_000]
-    placed = [tl.place(t, 480) for t in stamps]
+    placed = [place(tl, t, 480) for t in stamps]
     assert sum(p.silence for p in placed) == 0 and not any(p.overlap for p in placed)
     trimmed_us = sum(p.trim for p in placed) * 1_000_000 // RATE
     assert 30_000 - EARLY_US <= trimmed_us <= 30_000  # the 30 ms it was late, within 2 ms

@@ -17,8 +17,6 @@ media time 0 is the first instant the recording saw (``Origin``).
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +112,7 @@ class AvSync:
         # last real video frame, so no declared stream ends without a packet.
         self.min_end = origin.media_us + frame_us
         self._vtl = VideoTimeline(origin.media_us, fill_interval_us, frame_us)
-        self._atl = AudioTimeline(rate, origin.media_us)
-        self._pending: deque[tuple[int, np.ndarray]] = deque()  # (start, samples), late
+        self._atl: AudioTimeline[tuple[int, np.ndarray]] = AudioTimeline(rate, origin.media_us)
         self._silence_run = 0  # samples of silence since the last real audio
         self._video_stopped: int | None = None  # pts of the last real frame before repeats
 
@@ -146,7 +143,7 @@ class AvSync:
         until the frames after it, or a fill, decide where it goes."""
         if blocks:
             block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
-            self._pending.append((start, block))
+            self._atl.push(start, block.shape[1], (start, block))
         return self._release()
 
     def idle(self, at_pushed: int) -> list[Step]:
@@ -174,13 +171,7 @@ class AvSync:
     def _release(self, final: bool = False) -> list[Step]:
         """Write the waiting audio whose place is known (all of it when ``final``)."""
         steps: list[Step] = []
-        while self._pending:
-            start, block = self._pending[0]
-            ahead = [(s, b.shape[1]) for s, b in itertools.islice(self._pending, 1, None)]
-            placed = self._atl.place(start, block.shape[1], ahead, final)
-            if placed is None:
-                break
-            self._pending.popleft()
+        for (start, block), placed in self._atl.release(final):
             steps += self._write(start, block, placed)
         return steps
 
@@ -201,8 +192,8 @@ class AvSync:
     def _fill_audio(self, until: int) -> list[Step]:
         """Silence up to ``until`` when no audio is flowing."""
         steps: list[Step] = []
-        if self._pending:
-            if self._pending[-1][0] >= until:
+        if (newest := self._atl.newest_us) is not None:
+            if newest >= until:
                 return steps  # audio is flowing
             steps = self._release(final=True)
         return steps + self._silence(self._atl.silence_until(until))

@@ -27,8 +27,9 @@ file's zero is the first media instant the recording saw (``origin_us``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from ..util import AAC_FRAME, VIDEO_CLOCK, BadFrame
 
@@ -36,6 +37,8 @@ from ..util import AAC_FRAME, VIDEO_CLOCK, BadFrame
 def us_to(units_per_s: int, us: int) -> int:
     return us * units_per_s // 1_000_000
 
+
+T = TypeVar("T")
 
 EARLY_US = 2_000  # arrival this much before the count re-anchors it
 LOOKAHEAD_US = 1_000_000  # arrivals after a late frame that stay late: then it is a gap
@@ -49,54 +52,74 @@ class AudioPlacement:
     overlap: bool = False  # the trim is more than an anchor correction: frames overlapped
 
 
-class AudioTimeline:
-    """Sample-count clock for one output audio stream.
+class AudioTimeline(Generic[T]):
+    """Sample-count clock for one output audio stream. Frames wait in it, each with its
+    ``item`` (the samples, opaque here), until their place is known.
 
     >>> tl = AudioTimeline(48_000, origin_us=0)
-    >>> tl.place(start_us=0, samples=480)
-    AudioPlacement(silence=0, trim=0, overlap=False)
-    >>> tl.place(start_us=1_000_000, samples=480) is None  # late: wait for what follows
-    True
-    >>> tl.place(start_us=1_000_000, samples=480, ahead=[(1_010_000, 480)], final=True).silence
-    47520
-    >>> tl.place(start_us=1_005_000, samples=480)  # 5 ms early
-    AudioPlacement(silence=0, trim=240, overlap=False)
+    >>> tl.push(start_us=0, samples=480, item="a"); tl.release()
+    [('a', AudioPlacement(silence=0, trim=0, overlap=False))]
+    >>> tl.push(start_us=1_000_000, samples=480, item="b"); tl.release()  # late: it waits
+    []
+    >>> tl.push(start_us=1_010_000, samples=480, item="c")
+    >>> [(item, placed.silence) for item, placed in tl.release(final=True)]  # a 990 ms gap
+    [('b', 47520), ('c', 0)]
+    >>> tl.push(start_us=1_015_000, samples=480, item="d"); tl.release()  # 5 ms early
+    [('d', AudioPlacement(silence=0, trim=240, overlap=False))]
     """
 
     def __init__(self, sample_rate: int, origin_us: int) -> None:
         self.rate = sample_rate
         self.origin_us = origin_us
         self.next_sample = 0  # pts of the next sample to be written
+        # Waiting frames: (start_us, samples, samples pushed before it, item).
+        self._waiting: deque[tuple[int, int, int, T]] = deque()
+        self._pushed = 0  # samples ever pushed
+        # (sample count at arrival - samples pushed before it, samples pushed before it)
+        # of waiting frames, increasing: its head gives the least lateness from any
+        # waiting frame on in O(1). A rescan per frame cost 0.4 ms each in a 5 s burst.
+        self._least: deque[tuple[int, int]] = deque()
 
-    def place(
-        self,
-        start_us: int,
-        samples: int,
-        ahead: Sequence[tuple[int, int]] = (),
-        final: bool = False,
-    ) -> AudioPlacement | None:
-        """Where a frame of ``samples`` (output rate) heard from ``start_us`` goes; None
-        while that cannot be told yet. ``ahead``: (start_us, samples) of the frames that
-        came after it; ``final``: decide now, nothing more will come in time."""
-        drift = self._at(start_us) - self.next_sample
-        tolerance = max(samples, AAC_FRAME)
-        silence = 0
-        if drift > tolerance:
-            least, pos = drift, self.next_sample + samples
-            for start, n in ahead:
-                least = min(least, self._at(start) - pos)
-                pos += n
-            drained = least <= tolerance
-            seen = pos - self.next_sample >= us_to(self.rate, MAX_WAITING_US) or (
-                bool(ahead) and ahead[-1][0] - start_us >= LOOKAHEAD_US
-            )
-            if not (drained or seen or final):
-                return None
-            silence = 0 if drained else least
-        early = -drift > us_to(self.rate, EARLY_US)
-        trim = min(samples, -drift) if early else 0
-        self.next_sample += silence + samples - trim
-        return AudioPlacement(silence, trim, overlap=-drift > tolerance)
+    @property
+    def newest_us(self) -> int | None:
+        """Start of the newest waiting frame (None: none waits)."""
+        return self._waiting[-1][0] if self._waiting else None
+
+    def push(self, start_us: int, samples: int, item: T) -> None:
+        """A frame of ``samples`` (output rate) heard from ``start_us``; see ``release``."""
+        key = self._at(start_us) - self._pushed
+        while self._least and self._least[-1][0] >= key:
+            self._least.pop()
+        self._least.append((key, self._pushed))
+        self._waiting.append((start_us, samples, self._pushed, item))
+        self._pushed += samples
+
+    def release(self, final: bool = False) -> list[tuple[T, AudioPlacement]]:
+        """The waiting frames whose place is known, in order, each with its placement;
+        with ``final``, all of them (nothing more will come in time)."""
+        out = []
+        while self._waiting:
+            start_us, samples, before, item = self._waiting[0]
+            drift = self._at(start_us) - self.next_sample
+            tolerance = max(samples, AAC_FRAME)
+            silence = 0
+            if drift > tolerance:
+                least = self._least[0][0] + before - self.next_sample
+                drained = least <= tolerance
+                seen = self._pushed - before >= us_to(self.rate, MAX_WAITING_US) or (
+                    self._waiting[-1][0] - start_us >= LOOKAHEAD_US
+                )
+                if not (drained or seen or final):
+                    break
+                silence = 0 if drained else least
+            self._waiting.popleft()
+            if self._least[0][1] == before:
+                self._least.popleft()
+            early = -drift > us_to(self.rate, EARLY_US)
+            trim = min(samples, -drift) if early else 0
+            self.next_sample += silence + samples - trim
+            out.append((item, AudioPlacement(silence, trim, overlap=-drift > tolerance)))
+        return out
 
     def _at(self, t_us: int) -> int:
         """The sample count at ``t_us``."""
