@@ -15,12 +15,19 @@ Why, measured with livekit 1.1.21:
   has both audio and video. The stats' ``estimated_playout_timestamp`` (the sender's
   NTP time of what plays now, which would give the exact relation) is 0 for both
   kinds in this SDK: measured over 76 readings of a browser publisher.
+* Audio frames carry no time, so each is stamped when the SDK hands it over: in the
+  FFI's callback, on the SDK's thread (``AudioArrivals``), not when the event loop
+  gets to it. A job process starved beside a CPU hog ran its event loop seconds
+  behind; stamped there, its backlog looked like a gap, got silence, and was then
+  trimmed as early (3.1-6.3 s of 17-19 s in every room of one burst).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections import deque
 from typing import Any
 
 from livekit import rtc
@@ -29,6 +36,7 @@ from livekit.rtc._proto import ffi_pb2, video_frame_pb2
 
 from .recording import ParticipantRecording
 from .recording.latency import BufferStats, average_delay_us
+from .util import monotonic_us
 
 STATS_TICK_S = 0.25  # a reading per recording with audio and video, four times a second
 _STREAM_CLOSE_TIMEOUT = 2.0
@@ -59,15 +67,94 @@ async def consume_video(track: rtc.Track, rec: ParticipantRecording) -> None:
         await _close_stream(stream)
 
 
+class AudioArrivals:
+    """When the SDK handed over each audio frame, per stream, in order.
+
+    A filter on the FFI's event queue runs in the SDK's callback, before the event is
+    queued for the event loop; it stamps every audio frame of every stream, so a
+    stream's first frame is stamped however soon it comes. A consumer claims its
+    stream's stamps and takes them one per frame, by sequence number: a stamp that is
+    not there (more than ``KEPT`` frames behind) is reported as None.
+    """
+
+    KEPT = 6000  # stamps kept per stream: 60 s of 10 ms frames
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stamps: dict[int, deque[tuple[int, int]]] = {}  # handle → (seq, µs)
+        self._seq: dict[int, int] = {}
+        self._claimed: set[int] = set()
+        FfiClient.instance.queue.subscribe(filter_fn=self._stamp)
+
+    def _stamp(self, event: Any) -> bool:
+        """The queue's filter, on the SDK's thread: stamp, and never queue anything."""
+        if event.WhichOneof("message") != "audio_stream_event":
+            return False
+        ev = event.audio_stream_event
+        handle = ev.stream_handle
+        with self._lock:
+            if ev.HasField("frame_received"):
+                seq = self._seq.get(handle, 0)
+                self._seq[handle] = seq + 1
+                stamps = self._stamps.get(handle)
+                if stamps is None:
+                    stamps = self._stamps[handle] = deque(maxlen=self.KEPT)
+                stamps.append((seq, monotonic_us()))
+            elif ev.HasField("eos") and handle not in self._claimed:
+                self._forget(handle)  # somebody else's stream: nobody takes its stamps
+        return False
+
+    def claim(self, handle: int) -> None:
+        with self._lock:
+            self._claimed.add(handle)
+
+    def take(self, handle: int, seq: int) -> int | None:
+        """When frame ``seq`` (0 first) of stream ``handle`` was handed over (µs)."""
+        with self._lock:
+            stamps = self._stamps.get(handle)
+            while stamps and stamps[0][0] < seq:
+                stamps.popleft()
+            if stamps and stamps[0][0] == seq:
+                return stamps.popleft()[1]
+            return None
+
+    def release(self, handle: int) -> None:
+        with self._lock:
+            self._claimed.discard(handle)
+            self._forget(handle)
+
+    def _forget(self, handle: int) -> None:
+        self._stamps.pop(handle, None)
+        self._seq.pop(handle, None)
+
+
+_arrivals: AudioArrivals | None = None
+
+
+def audio_arrivals() -> AudioArrivals:
+    """The process's one ``AudioArrivals`` (created before any stream it must stamp)."""
+    global _arrivals
+    if _arrivals is None:
+        _arrivals = AudioArrivals()
+    return _arrivals
+
+
 async def consume_audio(
     track: rtc.Track, rec: ParticipantRecording, sample_rate: int, channels: int
 ) -> None:
-    """Move every 10 ms of ``track`` into ``rec`` until cancelled (stamped on arrival)."""
+    """Move every 10 ms of ``track`` into ``rec`` until cancelled, each frame stamped
+    when the SDK handed it over (see ``AudioArrivals``)."""
+    arrivals = audio_arrivals()
     stream = rtc.AudioStream(track, sample_rate=sample_rate, num_channels=channels)
+    handle = stream._ffi_handle.handle
+    arrivals.claim(handle)
     try:
+        seq = 0
         async for ev in stream:
-            rec.push_audio(ev.frame)
+            rec.push_audio(ev.frame, arrived_us=arrivals.take(handle, seq))
+            seq += 1
     finally:
+        arrivals.release(handle)
         await _close_stream(stream)
 
 

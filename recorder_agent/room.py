@@ -276,7 +276,7 @@ class RoomRecorder:
         rec = self._recordings.get(key) if key else None
         if rec is None or key is None:
             return
-        rec.add_event("track_ended", track_sid=pub.sid, source=source_name(pub.source))
+        rec.end_track(pub.sid, source_name(pub.source))
         if not any(k == key for k in self._track_group.values()):
             # Nothing feeds this recording now: close it unless a track comes back soon.
             loop = asyncio.get_running_loop()

@@ -40,6 +40,7 @@ from recorder_agent.recording.sync import (
 )
 from recorder_agent.recording.timeline import (
     EARLY_US,
+    LOOKAHEAD_US,
     AudioPlacement,
     AudioTimeline,
     VideoTimeline,
@@ -112,12 +113,13 @@ def test_a_real_pause_is_silence_as_long_as_the_least_lateness_after_it():
     s = sync()
     steps = s.audio(0, block(10)) + s.audio(10_000, block(10))
     # nothing for a second, then audio in real time: a gap, told after LOOKAHEAD_US
-    late = [s.audio(1_010_000 + i * 10_000, block(10)) for i in range(120)]
+    count = LOOKAHEAD_US // 10_000 + 20
+    late = [s.audio(1_010_000 + i * 10_000, block(10)) for i in range(count)]
     assert not [x for x in late[0] if isinstance(x, WriteSilence)]  # not told yet
     for part in late:
         steps += part
     audio, silence, trimmed = written(steps)
-    assert audio == 122 * 480 and trimmed == 0
+    assert audio == (count + 2) * 480 and trimmed == 0
     assert abs(silence - RATE * 99 // 100) <= 480
     assert any(isinstance(x, Gap) and x.kind == "audio_gap" for x in steps)
 
@@ -190,6 +192,22 @@ def test_audio_after_a_stalled_event_loop_is_written_whole():
     for i in range(180, 250):
         steps += s.audio(i * 10_000, block(10))
     assert written(steps) == (250 * 480, 0, 0)
+
+
+def test_a_subscribed_tracks_audio_is_never_filled_while_it_is_late():
+    """An event loop 3.8 s behind (a burst of voice rooms beside a CPU hog): with an
+    audio track subscribed, the quiet ticks fill nothing, and the backlog, stamped when
+    the SDK handed it over, is written whole."""
+    s = sync()
+    steps = [step for i in range(100) for step in s.audio(i * 10_000, block(10))]
+    for tick in range(1_100_000, 4_800_000, 100_000):
+        steps += s.idle(tick, audio_live=True)
+    assert written(steps) == (100 * 480, 0, 0)
+    for i in range(100, 500):
+        steps += s.audio(i * 10_000, block(10))
+    assert written(steps) == (500 * 480, 0, 0)
+    steps = s.idle(9_000_000, audio_live=False)  # the track ended: silence from here
+    assert written(steps)[1] > 0
 
 
 def test_a_file_closed_at_once_still_covers_one_frame():

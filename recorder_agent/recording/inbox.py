@@ -48,6 +48,13 @@ class TrackAdded:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackEnded:
+    sid: str
+    source: str
+    pushed: int = field(default_factory=_now)
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     """An event for the manifest (mute, unmute, …) at the current media time."""
 
@@ -80,7 +87,7 @@ class Close:
     pushed: int = field(default_factory=_now)
 
 
-Message = VideoIn | AudioIn | TrackAdded | Note | ReceiveDelays | Drain | Close
+Message = VideoIn | AudioIn | TrackAdded | TrackEnded | Note | ReceiveDelays | Drain | Close
 
 
 class Inbox:

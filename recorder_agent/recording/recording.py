@@ -75,6 +75,7 @@ class ParticipantRecording:
         self._sync: AvSync | None = None  # with the encoders, once the canvas is decided
         self._media: MediaEncoder | None = None
         self._pending_audio: list[msg.AudioIn] = []  # audio waiting for the canvas decision
+        self._live_audio: set[str] = set()  # subscribed audio tracks: their audio never pauses
         # Video waits for the receive-delay reading that covers it (latency.py), never
         # past the fill delay: a repeated picture must not overtake a waiting frame.
         hold = min(MAX_HOLD_US, int(config.gap_fill_delay * 0.8e6))
@@ -114,14 +115,23 @@ class ParticipantRecording:
             self.stats.video_frames_in += 1
             self._inbox.put(msg.VideoIn(frame, timestamp_us, int(rotation)))
 
-    def push_audio(self, frame: rtc.AudioFrame, timestamp_us: int | None = None) -> None:
+    def push_audio(
+        self,
+        frame: rtc.AudioFrame,
+        timestamp_us: int | None = None,
+        *,
+        arrived_us: int | None = None,
+    ) -> None:
         """Queue an audio frame. ``timestamp_us`` is when its first sample was heard;
-        by default the frame is taken as having just arrived (now minus its length)."""
+        by default, ``arrived_us`` (or now) minus the frame's length. ``arrived_us``
+        earlier than now is how far the caller ran behind (``audio_delivery_lag_max_ms``)."""
         if self._accepting("audio"):
             now = monotonic_us()
             if timestamp_us is None:
                 rate = frame.sample_rate or 1
-                timestamp_us = now - frame.samples_per_channel * 1_000_000 // rate
+                arrived = now if arrived_us is None else arrived_us
+                timestamp_us = arrived - frame.samples_per_channel * 1_000_000 // rate
+                self.stats.note_delivery_lag(now - arrived)
             self.stats.audio_frames_in += 1
             self._inbox.put(msg.AudioIn(frame, timestamp_us, now))
 
@@ -141,6 +151,10 @@ class ParticipantRecording:
         self._announced = True
         self._inbox.put(msg.TrackAdded(sid, kind, source, width, height))
         return True
+
+    def end_track(self, sid: str, source: str) -> None:
+        """A track that fed this recording is gone (a ``track_ended`` event)."""
+        self._inbox.put(msg.TrackEnded(sid, source))
 
     def add_event(self, kind: str, **details: Any) -> None:
         """Record an event (mute, unmute, …) in the manifest at the current media time."""
@@ -255,8 +269,13 @@ class ParticipantRecording:
                     self._published = Size(width, height)
                 self._ledger.manifest.add_track(sid, kind, source, width, height)
                 self._ledger.write()
+                if kind == "audio":
+                    self._live_audio.add(sid)
                 if {t["kind"] for t in self._ledger.manifest.tracks} >= {"audio", "video"}:
                     self._line.expect_readings()  # the room reads delays for such a pair
+            case msg.TrackEnded(sid, source):
+                self._live_audio.discard(sid)
+                self._event("track_ended", track_sid=sid, source=source)
             case msg.Note(kind, details):
                 self._event(kind, **details)
             case msg.ReceiveDelays(audio_us, video_us, pushed):
@@ -351,7 +370,7 @@ class ParticipantRecording:
         if self._sync is None and self._origin.elapsed_us(now) >= self._layout_wait_us:
             self._open(None)
         if self._sync is not None:
-            self._apply(self._sync.idle(now))
+            self._apply(self._sync.idle(now, audio_live=bool(self._live_audio)))
 
     def _on_close(self, item: msg.Close) -> None:
         self._place_video(self._line.flush())

@@ -26,11 +26,12 @@ from ..util import VIDEO_CLOCK
 from .timeline import AudioPlacement, AudioTimeline, VideoTimeline
 
 GAP_EVENT_US = 500_000  # filled holes at least this long become manifest events
-# With no input at all, audio is filled only this far behind. A subscribed track's
-# audio never pauses (NetEq conceals, a muted one is silence), so no input means the
-# track ended or the job process stalled; after a stall the backlog comes at once, and
-# silence already written for it made the timeline trim as much real audio (stalls of
-# 0.26-0.75 s beside stress-ng --cpu 2, against the 0.5 s fill delay).
+# With no input at all, audio is filled only this far behind, and not at all while an
+# audio track is subscribed: its audio never pauses (NetEq conceals, a muted one is
+# silence), so no input means the job process stalled, and the backlog comes at once
+# afterwards. Silence already written for it made the timeline trim as much real audio
+# (stalls of 0.26-0.75 s beside stress-ng --cpu 2 against a 0.5 s fill delay; event
+# loops 2-3.8 s behind in a burst of 10 voice rooms against this 2 s one).
 IDLE_AUDIO_US = 2_000_000
 
 
@@ -146,12 +147,12 @@ class AvSync:
             self._atl.push(start, block.shape[1], (start, block))
         return self._release()
 
-    def idle(self, at_pushed: int) -> list[Step]:
-        """No input for a while: fill video up to ``fill_delay`` ago, audio up to
-        ``IDLE_AUDIO_US`` ago (see there)."""
+    def idle(self, at_pushed: int, audio_live: bool = False) -> list[Step]:
+        """No input for a while: fill video up to ``fill_delay`` ago, and audio up to
+        ``IDLE_AUDIO_US`` ago unless ``audio_live`` (see there)."""
         now = self.media_now(at_pushed)
-        audio_until = now - max(self._fill_delay, IDLE_AUDIO_US)
-        return self._fill_audio(audio_until) + self._fill_video(now - self._fill_delay)
+        steps = [] if audio_live else self._fill_audio(now - max(self._fill_delay, IDLE_AUDIO_US))
+        return steps + self._fill_video(now - self._fill_delay)
 
     def end_instant(self, at_pushed: int) -> int:
         """Where a file closed at ``at_pushed`` ends (µs)."""

@@ -12,9 +12,11 @@ file's zero is the first media instant the recording saw (``origin_us``).
   end looked like a gap, and the next piece was then trimmed as early, so each stall
   cost its length twice (4.9 s of 9.3 s in one room of a burst). Such a frame waits
   until the frames after it drain the lateness (no gap: a delivery stall, or an
-  event loop's jitter) or the frames arriving ``LOOKAHEAD_US`` after it all stay late
+  event loop's jitter) or the frames arriving ``LOOKAHEAD_US`` (5 s) after it all stay late
   (a gap: silence as long as the least lateness among them). A burst's arrivals span
-  no time: a job process busy starting up got 1.5 s of queued audio at once.
+  no time: a job process busy starting up got 1.5 s of queued audio at once. Audio
+  that comes after silence was filled in (no audio was flowing) starts anew: it is
+  placed at once, at its arrival.
 * A frame that arrives earlier than its place says, by even 2 ms, proves the anchor
   was late (the first frame came through a busy event loop), so the count is trimmed
   back to it. Under a CPU hog the first frame was 20-50 ms late: without this the
@@ -41,8 +43,13 @@ def us_to(units_per_s: int, us: int) -> int:
 T = TypeVar("T")
 
 EARLY_US = 2_000  # arrival this much before the count re-anchors it
-LOOKAHEAD_US = 1_000_000  # arrivals after a late frame that stay late: then it is a gap
-MAX_WAITING_US = 5_000_000  # audio that may wait (a burst's arrivals span no time)
+# Arrivals after a late frame that stay late: then it is a gap. Within a subscribed
+# track the sample count is right unless the SDK's audio device missed its 10 ms
+# ticks, while arrival, even stamped in the SDK's callback, came in bursts 1 s apart
+# in a starved job process: 1 s took such bursts for gaps (silence, then as much
+# trimmed) in 2 of 10 rooms of a burst beside a CPU hog.
+LOOKAHEAD_US = 5_000_000
+MAX_WAITING_US = 10_000_000  # audio that may wait (a burst's arrivals span no time)
 
 
 @dataclass
@@ -79,6 +86,7 @@ class AudioTimeline(Generic[T]):
         # of waiting frames, increasing: its head gives the least lateness from any
         # waiting frame on in O(1). A rescan per frame cost 0.4 ms each in a 5 s burst.
         self._least: deque[tuple[int, int]] = deque()
+        self._after_fill = False  # silence was filled in since the last frame written
 
     @property
     def newest_us(self) -> int | None:
@@ -109,7 +117,7 @@ class AudioTimeline(Generic[T]):
                 seen = self._pushed - before >= us_to(self.rate, MAX_WAITING_US) or (
                     self._waiting[-1][0] - start_us >= LOOKAHEAD_US
                 )
-                if not (drained or seen or final):
+                if not (drained or seen or final or self._after_fill):
                     break
                 silence = 0 if drained else least
             self._waiting.popleft()
@@ -118,6 +126,7 @@ class AudioTimeline(Generic[T]):
             early = -drift > us_to(self.rate, EARLY_US)
             trim = min(samples, -drift) if early else 0
             self.next_sample += silence + samples - trim
+            self._after_fill = False
             out.append((item, AudioPlacement(silence, trim, overlap=-drift > tolerance)))
         return out
 
@@ -130,6 +139,7 @@ class AudioTimeline(Generic[T]):
         target = self._at(t_us)
         missing = max(0, target - self.next_sample)
         self.next_sample += missing
+        self._after_fill = self._after_fill or missing > 0
         return missing
 
     @property

@@ -1,15 +1,17 @@
 """End to end with real browsers: headless Chromium publishing through livekit-client
 into the worker (see browser.py). Every marker in each file is compared with what the
-browser itself captured: the recording must keep the capture's A/V relation.
+browser itself captured: the recording must keep the capture's A/V relation, from the
+first marker on.
 
-Two browsers at once are not here. Beside a CPU hog on these 2 cores, one of the two
-files was 60-67 ms off on every marker until the delay line (latency.py). With it, in
-5 runs, 8 of the 9 files checked stayed within 36 ms and one had a marker 52.8 ms off
-about 5 s in (2026-11-27, issue 13, open)."""
+Beside stress-ng --cpu 1 on these 2 cores (2026-11-27), 41 files of these tests (two
+browsers at once: 8 runs) stayed within 33.3 ms on every marker, once audio was stamped
+in the SDK's callback instead of on the event loop (receive.py). Before, the first
+seconds reached 46-73 ms and one of two browsers' files 52.8 ms."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 from pathlib import Path
 
@@ -24,12 +26,6 @@ from .conftest import Worker, room_with_agent
 from .test_worker import AV_SYNC_MS, check_file
 
 SECONDS = 10.0
-# Measured on 2026-11-26 over 35 browser files on this 2-core machine: from 3 s into a
-# file every marker stayed within 30 ms of the browser's own capture; in the first
-# seconds, while NetEq and libwebrtc's video timing settle, 6 files had a marker 46-73
-# ms off. The README gives both figures.
-SETTLE_S = 3.0
-EARLY_SYNC_MS = 100
 
 
 def captured_offsets_ms(page: dict) -> list[float]:
@@ -52,17 +48,27 @@ def match_markers(recorded_s: list[float], captured_ms: list[float]) -> int:
     return best
 
 
-def record_browser(worker: Worker, tmp_path: Path, room: str, **kw) -> tuple[Path, dict]:
-    """A browser publishes into ``room`` for SECONDS; its file and its page's report."""
+def record_browsers(
+    worker: Worker, tmp_path: Path, room: str, count: int = 1, **kw
+) -> list[tuple[Path, dict]]:
+    """``count`` browsers publish into ``room`` at once for SECONDS; each one's file and
+    its page's report."""
     asyncio.run(room_with_agent(worker, room))
-    with page_server() as (base, reports), browser(
-        base, reports, tmp_path, url=devserver.URL, token=devserver.token(room, "browser0"),
-        seconds=SECONDS, **kw,
-    ) as b:  # fmt: skip
-        page = b.wait("done", SECONDS + 60)
-    worker.wait_finished(room, 1)
-    [path] = worker.recordings(room)
-    return path, page
+    with contextlib.ExitStack() as stack:
+        running = []
+        for i in range(count):
+            folder = tmp_path / f"browser{i}"
+            folder.mkdir()
+            base, reports = stack.enter_context(page_server())
+            running.append(stack.enter_context(browser(
+                base, reports, folder, url=devserver.URL,
+                token=devserver.token(room, f"browser{i}"), seconds=SECONDS, **kw,
+            )))  # fmt: skip
+        pages = [b.wait("done", SECONDS + 60) for b in running]
+    worker.wait_finished(room, count)
+    files = sorted(worker.recordings(room))  # browser0-…, browser1-…
+    assert len(files) == count, files
+    return list(zip(files, pages, strict=True))
 
 
 def flash_brackets(path: Path) -> list[tuple[float, float]]:
@@ -90,8 +96,7 @@ def first_new_picture_after(path: Path, t: float) -> float:
 
 
 def check_sync(path: Path, page: dict) -> list[float]:
-    """Every recorded marker from SETTLE_S on within AV_SYNC_MS of the capture's
-    relation, and the ones before within EARLY_SYNC_MS; the errors.
+    """Every recorded marker within AV_SYNC_MS of the capture's relation; the errors.
 
     The error of a marker is how far the captured beep-minus-flash lies outside what the
     recording allows: its beep minus any instant in the flash's bracket."""
@@ -109,10 +114,7 @@ def check_sync(path: Path, page: dict) -> list[float]:
         first_frame.append(round(lo - truth, 1))
     print(f"{path.name}: A/V error per marker {errors} ms (from the first flash frame "
           f"{first_frame} ms)")  # fmt: skip
-    settled = [e for e, (_, t) in zip(errors, brackets, strict=False) if t >= SETTLE_S]
-    seen = (errors, first_frame, brackets, report.beeps_s, page)
-    assert settled and max(settled) <= AV_SYNC_MS, seen
-    assert max(errors) <= EARLY_SYNC_MS, seen
+    assert errors and max(errors) <= AV_SYNC_MS, (errors, first_frame, brackets, report.beeps_s)
     out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
                          capture_output=True, text=True)  # fmt: skip
     assert out.stderr == "", out.stderr
@@ -121,15 +123,22 @@ def check_sync(path: Path, page: dict) -> list[float]:
 
 @pytest.mark.parametrize("codec", ["vp8", "h264"])
 def test_browser_markers_stay_in_sync(worker: Worker, tmp_path: Path, codec: str):
-    path, page = record_browser(worker, tmp_path, f"br-{codec}", codec=codec)
+    [(path, page)] = record_browsers(worker, tmp_path, f"br-{codec}", codec=codec)
     check_sync(path, page)
+
+
+def test_two_browsers_at_once_each_stay_in_sync(worker: Worker, tmp_path: Path):
+    """Two Chromiums at 320x240 (two 360p simulcast encoders beside the worker and the
+    server overload these 2 cores)."""
+    for path, page in record_browsers(worker, tmp_path, "br-two", 2, width=320, height=240):
+        check_sync(path, page)
 
 
 def test_camera_mute_and_unmute_keeps_sync_and_picture(worker: Worker, tmp_path: Path):
     """The camera is muted 3-5 s in: one file, in sync after the unmute, and the picture
     moves again within a second of the unmute (never a frozen picture while the
     browser sends)."""
-    path, page = record_browser(worker, tmp_path, "br-mute", mute_at=3, unmute_at=5)
+    [(path, page)] = record_browsers(worker, tmp_path, "br-mute", mute_at=3, unmute_at=5)
     check_sync(path, page)
     [manifest] = worker.manifests("br-mute")
     kinds = [e["type"] for e in manifest["events"]]

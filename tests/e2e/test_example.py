@@ -44,9 +44,10 @@ def test_the_voice_agent_example_records_the_caller_and_itself(own_worker, tmp_p
     assert abs(check_file(caller_file) - 9) < 1
     report = inspect_file(caller_file)
     assert len(report.av_offsets_ms) == len(markers), (report.flashes_s, report.beeps_s)
-    # Inside an agent that also speaks, the bound measured is wider than the standalone
-    # worker's 40 ms: 44-79 ms in 3 of 7 runs (receive-side timing, README "A/V sync";
-    # the mechanism is issue 13's work).
+    print(f"caller's A/V offsets {report.av_offsets_ms} ms")
+    # Inside an agent that also speaks: 44-79 ms in 3 of 7 runs with audio stamped on the
+    # event loop; stamped in the SDK's callback, 12.5-39.4 ms in 4 runs beside
+    # stress-ng --cpu 1 (2026-11-27), too close to the standalone worker's 40 ms.
     assert max(abs(o) for o in report.av_offsets_ms) <= EMBEDDED_AV_SYNC_MS, report.av_offsets_ms
 
     agent_file = worker.out / room / agent["file"]
