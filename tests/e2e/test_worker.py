@@ -88,12 +88,14 @@ def test_av_offset_on_markers(worker: Worker):
     One publisher per process, as real clients are. It queues its audio ahead (see
     testsignal.Publisher), so a busy machine cannot make it send audio late for good:
     no receiver could undo that without RTCP sender reports (the SDK exposes none).
+    Markers from the first second the recorder has the tracks on.
     """
-    markers = [3.0, 4.5, 6.0, 7.5]
-    path, _ = record_one(worker, "e2e-sync", 9, markers=markers)
+    markers = [0.5, 1.5, 3.0, 4.5, 6.0, 7.5]
+    path, _ = record_one(worker, "e2e-sync", 9, markers=markers, recorded=worker)
     check_file(path)
     report = inspect_file(path)
     assert len(report.av_offsets_ms) == len(markers), (report.flashes_s, report.beeps_s)
+    print(f"A/V offsets {report.av_offsets_ms} ms")
     assert max(abs(o) for o in report.av_offsets_ms) <= AV_SYNC_MS, report.av_offsets_ms
 
 
