@@ -2,10 +2,12 @@
 into the worker (see browser.py). Every marker in each file is compared with what the
 browser itself captured: the recording must keep the capture's A/V relation.
 
-Beside stress-ng --cpu 1 on these 2 cores (2026-11-27, 57 files, two browsers at once
+Beside stress-ng --cpu 1 on these 2 cores (2026-11-27, 61 files, two browsers at once
 in 10 runs), with audio stamped in the SDK's callback instead of on the event loop
 (receive.py): every marker from the third on within 33.3 ms, and the first two within
-40 ms but in the mute test twice (44.0 and 51.4 ms; 6 of its 15 files over 30). Before,
+40 ms but in the mute test, 4 times (42.4-71.4 ms, 3 of them with the test run alone,
+first after the worker started). There the video's jitter delay starts near 110 ms and
+falls to 35 while NetEq's climbs to 140, and quarter-second averages lag both. Before,
 one of two browsers' files had a marker 52.8 ms off 5 s in, and the first seconds
 reached 46-73 ms."""
 
