@@ -171,6 +171,12 @@ class RecorderConfig:
         "recording job processes over this (0: all cores of the machine).",
         0.0,
     )
+    room_cost_cores: float = _doc(
+        "What a room is taken to cost (cores) until its recording is measured: a burst is "
+        "accepted at this rate. A voice room measured 0.055-0.1; set the real cost where "
+        "a fleet must never pass its threshold in a burst.",
+        0.02,
+    )
 
     # Object storage upload (obstore); off when upload_url is empty.
     upload_url: str = _doc(
@@ -233,6 +239,7 @@ class RecorderConfig:
             (self.output_format in ("ts", "hls"), "output_format must be ts or hls"),
             (self.segment_seconds >= 1, "segment_seconds must be >= 1"),
             (self.metrics_port >= 0 and self.capacity_cores >= 0, "bad metrics settings"),
+            (self.room_cost_cores >= 0, "room_cost_cores must be >= 0"),
             (self.upload_spool_budget_mb > 0 and self.upload_retry_max > 0, "bad upload timing"),
             (
                 not self.upload_url or "://" in self.upload_url,

@@ -64,15 +64,21 @@ class RecorderServer(AgentServer):
     (tested in tests/e2e/test_control.py)."""
 
     def _get_effective_load(self) -> float:
-        """The load plus what the rooms accepted but not yet running will add. LiveKit's
-        guess for those is the load per running job, or, with none running, the
-        threshold over the idle process count: a burst of rooms into an idle worker
-        read as full after two. Here each counts at least ``stats.room_prior``, the
-        cost of a voice room; a room that turns out dearer shows in the load within
-        seconds."""
-        jobs = len(self.active_jobs)
-        per_job = max(self._worker_load / jobs if jobs else 0.0, services.stats.room_prior)
-        return self._worker_load + self._reserved_slots * per_job
+        """The load with one more room: LiveKit takes a room while this is under the
+        threshold and reports the worker full from it on, so a worker never takes the
+        room that would pass its threshold (with the load alone, two workers of a fleet
+        each took a burst's rooms up to 0.95-1.0). Rooms not measured yet count too:
+        those accepted but not running, and those running whose recording has not begun
+        (their process starts, or nobody published yet). LiveKit's guess for them is the
+        load per running job, or, with none running, the threshold over the idle process
+        count: a burst of rooms into an idle worker read as full after two. Here each
+        counts the measured load per recording job, and at least
+        ``RECORDER_ROOM_COST_CORES``; a room that turns out dearer shows in the load
+        within seconds."""
+        measured = services.stats.measured_jobs
+        unmeasured = self._reserved_slots + max(0, len(self.active_jobs) - measured)
+        per_job = max(self._worker_load / measured if measured else 0.0, services.stats.room_prior)
+        return self._worker_load + (unmeasured + 1) * per_job
 
     @property
     def _http_server(self) -> HttpServer | None:

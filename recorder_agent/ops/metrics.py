@@ -43,10 +43,6 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK")
 LOAD_WINDOW_S = 10.0  # seconds of CPU use the load averages: a join's spike is brief
 LOAD_FRESH_S = 0.25  # a load this recent is answered again, not measured again
 LOAD_MIN_SPAN_S = 2.0  # a job that began recording within the window: its rate over at least this
-# What a room is taken to cost until its recording is measured: one voice participant at
-# the 0.02 cores aimed for (bench/e2e_voice.py), so that a burst of 50 rooms into an
-# idle 2-core worker stays under LiveKit's 0.7 (at 0.05, 28 of 50 were refused).
-ROOM_PRIOR_CORES = 0.02
 
 
 class StatsPublisher:
@@ -93,7 +89,12 @@ class WorkerStats:
         self.webhooks: Any | None = None  # the WebhookSender, when webhooks are on
         self.reconciler: Any | None = None  # the Reconciler, in the standalone worker
         self.cores = config.capacity_cores or float(os.cpu_count() or 1)
-        self.room_prior = ROOM_PRIOR_CORES / self.cores  # load of a room yet to start
+        # The load of a room not measured yet (``room_cost_cores``). Its default, one voice
+        # participant at the 0.02 cores aimed for (bench/e2e_voice.py), lets a burst of 50
+        # rooms into an idle 2-core worker stay under LiveKit's 0.7 (at 0.05, 28 of 50
+        # were refused).
+        self.room_prior = config.room_cost_cores / self.cores
+        self.measured_jobs = 0  # job processes whose recording counts in the load
         self._retired = dict.fromkeys(COUNTERS, 0)
         self._lock = threading.Lock()
         # (monotonic s, {pid: CPU s}) of the processes that record, over the window
@@ -169,6 +170,7 @@ class WorkerStats:
                 since, base = (t0, cpu0[pid]) if pid in cpu0 else self._first[pid]
                 used += (c - base) / max(now - since, LOAD_MIN_SPAN_S)
             self._load = min(1.0, max(0.0, used / self.cores))
+            self.measured_jobs = len(cpu)
         return self._reported()
 
     def _reported(self) -> float:
