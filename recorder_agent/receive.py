@@ -154,8 +154,8 @@ async def consume_audio(
             rec.push_audio(ev.frame, arrived_us=arrivals.take(handle, seq))
             seq += 1
     finally:
-        arrivals.release(handle)
         await _close_stream(stream)
+        arrivals.release(handle)  # after the close: no stamp of this stream is left behind
 
 
 async def _close_stream(stream: rtc.VideoStream | rtc.AudioStream) -> None:
