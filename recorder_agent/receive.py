@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
@@ -67,6 +68,14 @@ async def consume_video(track: rtc.Track, rec: ParticipantRecording) -> None:
         await _close_stream(stream)
 
 
+@dataclass(slots=True)
+class _Stamps:
+    """One stream's stamps: (sequence number, µs) of the frames kept, and the count."""
+
+    kept: deque[tuple[int, int]]
+    count: int = 0
+
+
 class AudioArrivals:
     """When the SDK handed over each audio frame, per stream, in order.
 
@@ -81,8 +90,7 @@ class AudioArrivals:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stamps: dict[int, deque[tuple[int, int]]] = {}  # handle → (seq, µs)
-        self._seq: dict[int, int] = {}
+        self._streams: dict[int, _Stamps] = {}  # by stream handle
         self._claimed: set[int] = set()
         FfiClient.instance.queue.subscribe(filter_fn=self._stamp)
 
@@ -94,14 +102,13 @@ class AudioArrivals:
         handle = ev.stream_handle
         with self._lock:
             if ev.HasField("frame_received"):
-                seq = self._seq.get(handle, 0)
-                self._seq[handle] = seq + 1
-                stamps = self._stamps.get(handle)
-                if stamps is None:
-                    stamps = self._stamps[handle] = deque(maxlen=self.KEPT)
-                stamps.append((seq, monotonic_us()))
+                stream = self._streams.get(handle)
+                if stream is None:
+                    stream = self._streams[handle] = _Stamps(deque(maxlen=self.KEPT))
+                stream.kept.append((stream.count, monotonic_us()))
+                stream.count += 1
             elif ev.HasField("eos") and handle not in self._claimed:
-                self._forget(handle)  # somebody else's stream: nobody takes its stamps
+                self._streams.pop(handle, None)  # somebody else's: nobody takes its stamps
         return False
 
     def claim(self, handle: int) -> None:
@@ -111,7 +118,8 @@ class AudioArrivals:
     def take(self, handle: int, seq: int) -> int | None:
         """When frame ``seq`` (0 first) of stream ``handle`` was handed over (µs)."""
         with self._lock:
-            stamps = self._stamps.get(handle)
+            stream = self._streams.get(handle)
+            stamps = stream.kept if stream is not None else None
             while stamps and stamps[0][0] < seq:
                 stamps.popleft()
             if stamps and stamps[0][0] == seq:
@@ -121,11 +129,7 @@ class AudioArrivals:
     def release(self, handle: int) -> None:
         with self._lock:
             self._claimed.discard(handle)
-            self._forget(handle)
-
-    def _forget(self, handle: int) -> None:
-        self._stamps.pop(handle, None)
-        self._seq.pop(handle, None)
+            self._streams.pop(handle, None)
 
 
 _arrivals: AudioArrivals | None = None
