@@ -16,10 +16,15 @@ Why, measured with livekit 1.1.21:
   NTP time of what plays now, which would give the exact relation) is 0 for both
   kinds in this SDK: measured over 76 readings of a browser publisher.
 * Audio frames carry no time, so each is stamped when the SDK hands it over: in the
-  FFI's callback, on the SDK's thread (``AudioArrivals``), not when the event loop
-  gets to it. A job process starved beside a CPU hog ran its event loop seconds
-  behind; stamped there, its backlog looked like a gap, got silence, and was then
-  trimmed as early (3.1-6.3 s of 17-19 s in every room of one burst).
+  FFI's callback, on the SDK's thread, not when the event loop gets to it. A job
+  process starved beside a CPU hog ran its event loop seconds behind; stamped there,
+  its backlog looked like a gap, got silence, and was then trimmed as early (3.1-6.3 s
+  of 17-19 s in every room of one burst).
+* The frame goes from that callback straight into the recording (``AudioFeed``). Through
+  ``rtc.AudioStream`` every 10 ms frame woke the event loop once per audio stream of
+  the process (each stream's subscriber sees every audio event, so N streams cost N²
+  wake-ups). A job process recording two voices spent 0.135 cores in its Python
+  threads that way, 0.083 without the loop (per-thread CPU over 15 s, 5 such rooms).
 """
 
 from __future__ import annotations
@@ -27,17 +32,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
-from livekit.rtc._ffi_client import FfiClient
-from livekit.rtc._proto import ffi_pb2, video_frame_pb2
+from livekit.rtc._ffi_client import FfiClient, FfiHandle
+from livekit.rtc._proto import audio_frame_pb2, ffi_pb2, video_frame_pb2
 
+from .log import logger as log
 from .recording import ParticipantRecording
 from .recording.latency import BufferStats, average_delay_us
-from .util import monotonic_us
 
 STATS_TICK_S = 0.25  # a reading per recording with audio and video, four times a second
 _STREAM_CLOSE_TIMEOUT = 2.0
@@ -68,98 +71,98 @@ async def consume_video(track: rtc.Track, rec: ParticipantRecording) -> None:
         await _close_stream(stream)
 
 
-@dataclass(slots=True)
-class _Stamps:
-    """One stream's stamps: (sequence number, µs) of the frames kept, and the count."""
+class AudioFeed:
+    """Moves one audio track's frames into a recording from the SDK's callback thread,
+    each stamped as it is handed over; ``cancel`` stops it at once.
 
-    kept: deque[tuple[int, int]]
-    count: int = 0
-
-
-class AudioArrivals:
-    """When the SDK handed over each audio frame, per stream, in order.
-
-    A filter on the FFI's event queue runs in the SDK's callback, before the event is
-    queued for the event loop; it stamps every audio frame of every stream, so a
-    stream's first frame is stamped however soon it comes. A consumer claims its
-    stream's stamps and takes them one per frame, by sequence number: a stamp that is
-    not there (more than ``KEPT`` frames behind) is reported as None.
+    It opens the SDK's native stream itself (what ``rtc.AudioStream`` does) and takes
+    that stream's events in the process's one ``_AudioRouter`` filter: no event-loop
+    hop, no per-stream subscriber on the FFI queue.
     """
 
-    KEPT = 6000  # stamps kept per stream: 60 s of 10 ms frames
+    def __init__(
+        self, track: rtc.Track, rec: ParticipantRecording, sample_rate: int, channels: int
+    ) -> None:
+        req = ffi_pb2.FfiRequest()
+        new = req.new_audio_stream
+        new.track_handle = track._ffi_handle.handle
+        new.sample_rate = sample_rate
+        new.num_channels = channels
+        new.queue_size_frames = 0
+        new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
+        self._rec = rec
+        self._router = _audio_router()
+        with self._router.lock:  # no frame of the new stream is seen before it is ours
+            stream = FfiClient.instance.request(req).new_audio_stream.stream
+            self._handle = FfiHandle(stream.handle.id)
+            self._router.feeds[self._handle.handle] = self
+
+    def push(self, frame: rtc.AudioFrame) -> None:
+        self._rec.push_audio(frame)  # stamped now: as the SDK hands it over
+
+    def cancel(self) -> None:
+        """Stop: no frame reaches the recording after this returns."""
+        self._router.drop(self._handle.handle)
+        self._handle.dispose()
+
+
+class _AudioRouter:
+    """The FFI queue's filter for every ``AudioFeed`` of the process, run in the SDK's
+    callback. Events of streams that are not ours (an agent's own ``rtc.AudioStream``)
+    are left to their subscribers; frames that come for a stream after its feed was
+    cancelled are released, until its end-of-stream."""
+
+    CLOSING_KEPT = 1024  # cancelled streams whose end-of-stream has not come yet
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._streams: dict[int, _Stamps] = {}  # by stream handle
-        self._claimed: set[int] = set()
-        FfiClient.instance.queue.subscribe(filter_fn=self._stamp)
+        self.lock = threading.RLock()
+        self.feeds: dict[int, AudioFeed] = {}
+        self._closing: dict[int, None] = {}  # insertion-ordered set
+        # Bound to the creator's loop, which never sees an item: the filter queues none.
+        FfiClient.instance.queue.subscribe(asyncio.get_running_loop(), filter_fn=self._route)
 
-    def _stamp(self, event: Any) -> bool:
-        """The queue's filter, on the SDK's thread: stamp, and never queue anything."""
+    def drop(self, handle: int) -> None:
+        with self.lock:
+            if self.feeds.pop(handle, None) is not None:
+                self._closing[handle] = None
+                if len(self._closing) > self.CLOSING_KEPT:
+                    del self._closing[next(iter(self._closing))]
+
+    def _route(self, event: Any) -> bool:
+        """The queue's filter: handle our streams' events, and never queue anything.
+        Under the lock, so that ``drop`` waits for a frame being pushed."""
         if event.WhichOneof("message") != "audio_stream_event":
             return False
         ev = event.audio_stream_event
         handle = ev.stream_handle
-        with self._lock:
-            if ev.HasField("frame_received"):
-                stream = self._streams.get(handle)
-                if stream is None:
-                    stream = self._streams[handle] = _Stamps(deque(maxlen=self.KEPT))
-                stream.kept.append((stream.count, monotonic_us()))
-                stream.count += 1
-            elif ev.HasField("eos") and handle not in self._claimed:
-                self._streams.pop(handle, None)  # somebody else's: nobody takes its stamps
+        try:
+            with self.lock:
+                feed = self.feeds.get(handle)
+                if ev.HasField("frame_received"):
+                    frame = ev.frame_received.frame
+                    if feed is not None:
+                        feed.push(rtc.AudioFrame._from_owned_info(frame))
+                    elif handle in self._closing:
+                        FfiHandle(frame.handle.id).dispose()
+                elif ev.HasField("eos"):
+                    self.feeds.pop(handle, None)
+                    self._closing.pop(handle, None)
+        except Exception:  # never into the SDK's thread; the queue would deliver it
+            log.exception("audio frame of stream %d not recorded", handle)
         return False
 
-    def claim(self, handle: int) -> None:
-        with self._lock:
-            self._claimed.add(handle)
 
-    def take(self, handle: int, seq: int) -> int | None:
-        """When frame ``seq`` (0 first) of stream ``handle`` was handed over (µs)."""
-        with self._lock:
-            stream = self._streams.get(handle)
-            stamps = stream.kept if stream is not None else None
-            while stamps and stamps[0][0] < seq:
-                stamps.popleft()
-            if stamps and stamps[0][0] == seq:
-                return stamps.popleft()[1]
-            return None
-
-    def release(self, handle: int) -> None:
-        with self._lock:
-            self._claimed.discard(handle)
-            self._streams.pop(handle, None)
+_router: _AudioRouter | None = None
+_router_lock = threading.Lock()
 
 
-_arrivals: AudioArrivals | None = None
-
-
-def audio_arrivals() -> AudioArrivals:
-    """The process's one ``AudioArrivals`` (created before any stream it must stamp)."""
-    global _arrivals
-    if _arrivals is None:
-        _arrivals = AudioArrivals()
-    return _arrivals
-
-
-async def consume_audio(
-    track: rtc.Track, rec: ParticipantRecording, sample_rate: int, channels: int
-) -> None:
-    """Move every 10 ms of ``track`` into ``rec`` until cancelled, each frame stamped
-    when the SDK handed it over (see ``AudioArrivals``)."""
-    arrivals = audio_arrivals()
-    stream = rtc.AudioStream(track, sample_rate=sample_rate, num_channels=channels)
-    handle = stream._ffi_handle.handle
-    arrivals.claim(handle)
-    try:
-        seq = 0
-        async for ev in stream:
-            rec.push_audio(ev.frame, arrived_us=arrivals.take(handle, seq))
-            seq += 1
-    finally:
-        await _close_stream(stream)
-        arrivals.release(handle)  # after the close: no stamp of this stream is left behind
+def _audio_router() -> _AudioRouter:
+    """The process's one router (jobs may run as threads of one process)."""
+    global _router
+    with _router_lock:
+        if _router is None:
+            _router = _AudioRouter()
+        return _router
 
 
 async def _close_stream(stream: rtc.VideoStream | rtc.AudioStream) -> None:

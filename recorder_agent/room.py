@@ -29,7 +29,7 @@ from .log import logger as log
 from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
 from .ops.reconcile import is_recorder
-from .receive import STATS_TICK_S, DelayProbe, consume_audio, consume_video
+from .receive import STATS_TICK_S, AudioFeed, DelayProbe, consume_video
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
 from .util import printable
@@ -86,7 +86,7 @@ class RoomRecorder:
         self.record_self = record_self
         # (participant sid, group) → its recording; group is "" (camera/mic) or "screen"
         self._recordings: dict[tuple[str, str], ParticipantRecording] = {}
-        self._track_tasks: dict[str, asyncio.Task[None]] = {}  # track sid → consumer
+        self._feeds: dict[str, asyncio.Task[None] | AudioFeed] = {}  # track sid → consumer
         self._track_group: dict[str, tuple[str, str]] = {}  # track sid → recording key
         self._tracks: dict[str, rtc.Track] = {}  # track sid → the track being consumed
         self._sources: dict[str, str] = {}  # track sid → its source ("microphone", …)
@@ -178,7 +178,7 @@ class RoomRecorder:
         """Record the participant's subscribed tracks that are not recorded yet (an
         attribute change must not restart a consumer that is running)."""
         for pub in participant.track_publications.values():
-            if pub.track is not None and pub.subscribed and pub.sid not in self._track_tasks:
+            if pub.track is not None and pub.subscribed and pub.sid not in self._feeds:
                 self._on_track_subscribed(pub.track, pub, participant)
 
     def _on_track_subscribed(
@@ -260,13 +260,11 @@ class RoomRecorder:
         self._track_group[sid] = key
         self._tracks[sid] = track
         self._sources[sid] = source
-        cfg = self.config
-        consume = (
-            consume_video(track, rec)
-            if track.kind == rtc.TrackKind.KIND_VIDEO
-            else consume_audio(track, rec, cfg.audio_sample_rate, cfg.audio_channels)
-        )
-        self._track_tasks[sid] = asyncio.create_task(consume, name=f"track:{sid}")
+        if track.kind == rtc.TrackKind.KIND_VIDEO:
+            self._feeds[sid] = asyncio.create_task(consume_video(track, rec), name=f"track:{sid}")
+        else:
+            cfg = self.config
+            self._feeds[sid] = AudioFeed(track, rec, cfg.audio_sample_rate, cfg.audio_channels)
 
     def _on_track_unsubscribed(
         self, track: rtc.Track | None, pub: rtc.TrackPublication, participant: Participant
@@ -328,8 +326,8 @@ class RoomRecorder:
         self._track_group.pop(track_sid, None)
         self._tracks.pop(track_sid, None)
         self._sources.pop(track_sid, None)
-        if task := self._track_tasks.pop(track_sid, None):
-            task.cancel()
+        if feed := self._feeds.pop(track_sid, None):
+            feed.cancel()
 
     def _close_participant(self, sid: str, reason: str) -> None:
         for key in [k for k in self._recordings if k[0] == sid]:

@@ -1,68 +1,98 @@
-"""Audio frames are stamped when the SDK hands them over, not when the event loop gets
-to them (receive.AudioArrivals), fed through the SDK's own FFI event queue."""
+"""Audio goes from the SDK's callback straight into the recording (receive.AudioFeed),
+with the SDK's real native streams: a local track fed by an ``rtc.AudioSource``."""
 
 import asyncio
 
-from livekit.rtc._ffi_client import FfiClient
-from livekit.rtc._proto import ffi_pb2
+import numpy as np
+from livekit import rtc
 
-from recorder_agent.receive import AudioArrivals
+from recorder_agent.receive import AudioFeed, _audio_router
 from recorder_agent.util import monotonic_us
 
 
-def _hand_over(handle: int, eos: bool = False) -> None:
-    """What the SDK's callback does with an audio stream's event."""
-    event = ffi_pb2.FfiEvent()
-    if eos:
-        event.audio_stream_event.eos.SetInParent()
-    else:
-        event.audio_stream_event.frame_received.SetInParent()
-    event.audio_stream_event.stream_handle = handle
-    FfiClient.instance.queue.put(event)
+class Recipient:
+    """What a recording offers a feed: ``push_audio``, from the SDK's thread."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, int]] = []  # (first sample, when pushed)
+
+    def push_audio(self, frame: rtc.AudioFrame) -> None:
+        self.frames.append((int(np.frombuffer(frame.data, np.int16)[0]), monotonic_us()))
 
 
-def test_each_frame_gets_the_time_it_was_handed_over_in_order():
+async def _speak(source: rtc.AudioSource, values: range) -> None:
+    for value in values:
+        frame = rtc.AudioFrame.create(48_000, 1, 480)
+        np.frombuffer(frame.data, np.int16)[:] = value
+        await source.capture_frame(frame)
+
+
+async def _until(done, timeout: float = 10.0) -> None:
+    """Wait for ``done()`` (the SDK delivers on its own thread), at most ``timeout``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def _track() -> tuple[rtc.AudioSource, rtc.LocalAudioTrack]:
+    source = rtc.AudioSource(48_000, 1)
+    return source, rtc.LocalAudioTrack.create_audio_track("mic", source)
+
+
+def test_every_frame_reaches_the_recording_in_order_without_the_event_loop():
     async def run() -> None:
-        arrivals = AudioArrivals()
+        source, track = _track()
+        got = Recipient()
+        feed = AudioFeed(track, got, 48_000, 1)
         before = monotonic_us()
-        for _ in range(3):
-            _hand_over(7)  # stamped at once, while the event loop does nothing
-        await asyncio.sleep(0.05)
-        arrivals.claim(7)
-        stamps = [arrivals.take(7, seq) for seq in range(3)]
-        assert all(s is not None and before <= s <= before + 40_000 for s in stamps)
-        assert stamps == sorted(stamps)
-        assert arrivals.take(7, 3) is None  # not handed over yet
-        _hand_over(7)
-        assert arrivals.take(7, 3) is not None
+        await _speak(source, range(1, 21))
+        await _until(lambda: any(v == 20 for v, _ in got.frames))
+        spoken = [v for v, _ in got.frames if v]
+        assert spoken == list(range(1, 21))
+        assert all(before <= t <= monotonic_us() for _, t in got.frames)
+        feed.cancel()
 
     asyncio.run(run())
 
 
-def test_a_stamp_too_far_behind_is_none_and_the_rest_stay_in_step():
+def test_nothing_reaches_the_recording_after_cancel_and_the_stream_is_forgotten():
     async def run() -> None:
-        arrivals = AudioArrivals()
-        arrivals.KEPT = 4
-        for _ in range(6):
-            _hand_over(8)
-        arrivals.claim(8)
-        assert arrivals.take(8, 0) is None and arrivals.take(8, 1) is None
-        assert arrivals.take(8, 2) is not None and arrivals.take(8, 5) is not None
+        source, track = _track()
+        got = Recipient()
+        feed = AudioFeed(track, got, 48_000, 1)
+        await _speak(source, range(1, 6))
+        feed.cancel()
+        count = len(got.frames)
+        await _speak(source, range(6, 11))
+        router = _audio_router()
+        await _until(lambda: not router._closing)
+        assert len(got.frames) == count
+        assert not router.feeds and not router._closing  # its end-of-stream came
 
     asyncio.run(run())
 
 
-def test_only_unclaimed_streams_are_forgotten_at_their_end():
+def test_a_stream_that_is_not_ours_gets_its_own_frames():
     async def run() -> None:
-        arrivals = AudioArrivals()
-        for handle in (9, 10):
-            _hand_over(handle)
-        arrivals.claim(9)
-        _hand_over(9, eos=True)  # ours: the consumer still takes what came before
-        _hand_over(10, eos=True)  # somebody else's: nobody will take it
-        assert arrivals.take(9, 0) is not None
-        assert arrivals.take(10, 0) is None
-        arrivals.release(9)
-        assert arrivals.take(9, 0) is None
+        source, track = _track()
+        got = Recipient()
+        feed = AudioFeed(track, got, 48_000, 1)
+        theirs = rtc.AudioStream(track, sample_rate=48_000, num_channels=1)  # an agent's STT
+
+        async def listen() -> list[int]:
+            values: list[int] = []
+            async for ev in theirs:
+                values.append(int(np.frombuffer(ev.frame.data, np.int16)[0]))
+                if values[-1] == 10:
+                    return values
+            return values
+
+        listener = asyncio.create_task(listen())
+        await _speak(source, range(1, 11))
+        heard = await asyncio.wait_for(listener, 5)
+        assert [v for v in heard if v] == list(range(1, 11))
+        assert [v for v, _ in got.frames if v] == list(range(1, 11))
+        feed.cancel()
+        await theirs.aclose()
 
     asyncio.run(run())

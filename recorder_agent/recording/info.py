@@ -54,8 +54,6 @@ class RecordingStats:
     audio_seconds: float = 0.0
     silence_seconds: float = 0.0
     audio_trimmed_seconds: float = 0.0  # received audio cut as earlier than its place
-    # How far the room's event loop ran behind the SDK's hand-over of audio, at worst.
-    audio_delivery_lag_max_ms: float = 0.0
     media_seconds: float = 0.0
     bytes_written: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -66,11 +64,6 @@ class RecordingStats:
         """One more ``reason`` (or set it to ``n``), from any thread."""
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + 1 if n is None else n
-
-    def note_delivery_lag(self, lag_us: int) -> None:
-        """Audio came ``lag_us`` after the SDK handed it over (from the producer)."""
-        if lag_us > self.audio_delivery_lag_max_ms * 1000:
-            self.audio_delivery_lag_max_ms = round(lag_us / 1000, 1)
 
     def drops(self) -> int:
         with self._lock:

@@ -115,23 +115,15 @@ class ParticipantRecording:
             self.stats.video_frames_in += 1
             self._inbox.put(msg.VideoIn(frame, timestamp_us, int(rotation)))
 
-    def push_audio(
-        self,
-        frame: rtc.AudioFrame,
-        timestamp_us: int | None = None,
-        *,
-        arrived_us: int | None = None,
-    ) -> None:
-        """Queue an audio frame. ``timestamp_us`` is when its first sample was heard;
-        by default, ``arrived_us`` (or now) minus the frame's length. ``arrived_us``
-        earlier than now is how far the caller ran behind (``audio_delivery_lag_max_ms``)."""
+    def push_audio(self, frame: rtc.AudioFrame, timestamp_us: int | None = None) -> None:
+        """Queue an audio frame, from any thread. ``timestamp_us`` is when its first
+        sample was heard; by default, now minus the frame's length."""
         if self._accepting("audio"):
             now = monotonic_us()
             if timestamp_us is None:
-                rate = frame.sample_rate or 1
-                arrived = now if arrived_us is None else arrived_us
-                timestamp_us = arrived - frame.samples_per_channel * 1_000_000 // rate
-                self.stats.note_delivery_lag(now - arrived)
+                timestamp_us = now - frame.samples_per_channel * 1_000_000 // (
+                    frame.sample_rate or 1
+                )
             self.stats.audio_frames_in += 1
             self._inbox.put(msg.AudioIn(frame, timestamp_us, now))
 
