@@ -38,6 +38,10 @@ limit_malloc_arenas()  # before any recording thread; job processes inherit it
 # runs jobs in threads: 244 MB of weights (its ipc/_preload.py) that a recorder never
 # uses. The idle worker held 547 MB PSS with them.
 os.environ.setdefault("LIVEKIT_AGENTS_PRELOAD_LOCAL_INFERENCE", "0")
+# Its event-loop watchdog ticks every 20 ms in every job process (a heartbeat on the
+# loop and a thread). A recorder's loop carries no audio (receive.AudioFeed): warn at
+# 250 ms, which ticks every 50 ms.
+os.environ.setdefault("LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS", "250")
 
 if os.environ.pop("LIVEKIT_AGENT_NAME", None):
     # LiveKit's own variable would turn automatic dispatch off unasked; on-demand
