@@ -22,6 +22,8 @@ from livekit.agents import (
     JobRequest,
     WorkerPermissions,
 )
+from livekit.agents.types import NOT_GIVEN, NotGivenOr
+from livekit.agents.utils import is_given
 from livekit.agents.utils.http_server import HttpServer
 
 from .config import RecorderConfig
@@ -83,6 +85,30 @@ class RecorderServer(AgentServer):
         unmeasured = self._reserved_slots + max(0, len(self.active_jobs) - measured)
         per_job = max(self._worker_load / measured if measured else 0.0, services.stats.room_prior)
         return self._worker_load + (unmeasured + 1) * per_job
+
+    async def drain(self, timeout: NotGivenOr[int | None] = NOT_GIVEN) -> None:
+        """LiveKit's drain, with a wait that yields. In livekit-agents 1.8.9 it loops
+        ``for proc in procs: await proc.join()`` over the processes with a job: a process
+        that has exited returns from ``join`` at once but stays listed until the pool's
+        monitor task runs, which that loop never lets happen. A worker told to stop just
+        as a room ended spun there at 100% CPU for good, deaf to its own drain timeout
+        (3 of about 15 runs of ``bench.e2e_voice``; py-spy: ``SupervisedProc.join`` under
+        ``AgentServer.drain``)."""
+        timeout = timeout if is_given(timeout) else self._drain_timeout
+        async with self._lock:
+            if self._draining:
+                return
+            log.info("draining worker (timeout %s s)", timeout)
+            self._draining = True
+            await self._update_worker_status()
+
+            async def _drain() -> None:
+                await asyncio.gather(*self._job_lifecycle_tasks, return_exceptions=True)
+                while procs := [p for p in self._proc_pool.processes if p.running_job]:
+                    await asyncio.gather(*(p.join() for p in procs), return_exceptions=True)
+                    await asyncio.sleep(0.1)  # the pool's monitor unlists exited ones
+
+            await asyncio.wait_for(_drain(), timeout or None)
 
     @property
     def _http_server(self) -> HttpServer | None:
