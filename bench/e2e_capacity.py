@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +40,7 @@ from recorder_agent.ops.metrics import tree_cpu
 from tests.e2e.browser import browser, page_server
 
 ROOT = Path(__file__).resolve().parent.parent
+STOP_WAIT_S = 120  # a worker drains its jobs when told to stop; it must not take longer
 
 
 def run(n: int, seconds: float, out: Path, worker: subprocess.Popen) -> dict:
@@ -155,6 +158,7 @@ def local_worker(out: Path, **env: str) -> Iterator[subprocess.Popen]:
         env=devserver.worker_env(out, RECORDER_HTTP_PORT="0", **env),
         stdout=open(out / "worker.log", "wb"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its job processes go with it when it is killed
     )
     try:
         while "registered worker" not in (out / "worker.log").read_text():
@@ -162,8 +166,14 @@ def local_worker(out: Path, **env: str) -> Iterator[subprocess.Popen]:
         yield worker
     finally:
         worker.terminate()
-        worker.wait(60)
-        devserver.stop(server)
+        try:
+            worker.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:  # never left running behind the next run
+            print(f"worker did not stop {STOP_WAIT_S} s after SIGTERM: killed", file=sys.stderr)
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        finally:
+            devserver.stop(server)
 
 
 def main() -> None:
