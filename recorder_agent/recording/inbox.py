@@ -6,7 +6,7 @@ per lane: a full video lane drops its oldest frame; audio is kept longer, in a l
 lane; control messages are never dropped. Messages are taken in push order.
 
 Audio alone wakes the thread once per ``AUDIO_BATCH`` frames, not per 10 ms frame: a job
-process recording two voices spent 0.083 cores in its Python threads with a wake-up per
+process recording two voices spent 0.077 cores in its Python threads with a wake-up per
 frame, 0.068 with one per 10 (per-thread CPU over 15 s, 5 such rooms). The thread's
 own tick (0.1 s) bounds how long a frame waits.
 """
