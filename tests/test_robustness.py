@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from livekit import rtc
 
 from demo.testsignal import VBT, Participant, luma_frame, now_us, tone
@@ -84,6 +87,32 @@ def test_audio_format_changes_mid_stream(config):
     d, _ = decode(rec.path)
     assert abs(d.audio_duration - 4) < 0.06
     assert min(d.audio_rms[5:-5]) > 0.1  # continuous tone: no holes at the switches
+
+
+@pytest.mark.parametrize("output", ["ts", "hls"])
+def test_a_thread_keeping_the_writers_frames_never_fails_a_recording(config, output):
+    """LiveKit's loop watchdog takes ``sys._current_frames()``, every thread's frames: a
+    frame kept after its function returned keeps its locals, a view of the sink's
+    buffer among them. Here a profile hook keeps every frame of the output's writers,
+    the worst such a sampler could do."""
+    kept = []
+
+    def keep(frame, event, arg):
+        if event == "return" and frame.f_code.co_filename.endswith(("sink.py", "hls.py")):
+            kept.append(frame)
+
+    threading.setprofile(keep)  # the recording's thread and libx264's, started below
+    try:
+        config = dataclasses.replace(config, output_format=output)
+        rec = ParticipantRecording(config, RecordingInfo("room", "alice"))
+        Participant(rec, now_us()).feed(2)
+        rec.close("done")
+        assert rec.wait(30)
+    finally:
+        threading.setprofile(None)
+    assert kept  # the writers' frames were kept
+    assert rec.state is RecordingState.FINISHED, rec.status()
+    assert inspect_file(rec.path).ok
 
 
 def test_disk_error_fails_one_recording_cleanly_and_not_the_other(tmp_path):

@@ -23,6 +23,7 @@ from .tsparse import (
     pat_pmt_pid,
     pes_pts,
     pes_timestamps,
+    split_whole,
     ts_header,
     video_pes_start,
 )
@@ -131,14 +132,10 @@ class SegmentSink:
         raised again by that segment's ``FileSink`` on the next write)."""
         with self._lock:
             self._pending += data
-            whole = len(self._pending) - len(self._pending) % TS_PACKET
-            view = memoryview(self._pending)
-            try:
-                for off in range(0, whole, TS_PACKET):
-                    self._packet(view[off : off + TS_PACKET])
-            finally:
-                view.release()
-            del self._pending[:whole]
+            whole, self._pending = split_whole(self._pending)
+            view = memoryview(whole)
+            for off in range(0, len(whole), TS_PACKET):
+                self._packet(view[off : off + TS_PACKET])
             self._flush_out()
         return len(data)
 

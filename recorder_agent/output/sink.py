@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from .tsparse import TS_PACKET
+from .tsparse import split_whole
 
 
 class SinkError(OSError):
@@ -91,10 +91,9 @@ class FileSink:
             if self.error is not None:
                 raise self.error
             self._pending += data
-            whole = len(self._pending) - len(self._pending) % TS_PACKET
+            whole, self._pending = split_whole(self._pending)
             if whole:
-                self._write_all(memoryview(self._pending)[:whole])
-                del self._pending[:whole]
+                self._write_all(memoryview(whole))
             self._fsync_if_due(False)
         return len(data)
 
