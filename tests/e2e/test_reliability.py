@@ -68,6 +68,11 @@ def proc_counts(pid: int) -> tuple[int, int, float]:
     return threads, len(os.listdir(f"/proc/{pid}/fd")), rss_kb / 1024
 
 
+def written(worker: Worker, room: str, cycle: int) -> bool:
+    """Churner ``cycle``'s file holds media (it is created empty when it is opened)."""
+    return any(p.stat().st_size for p in (worker.out / room).glob(f"churner-{cycle}-*.ts"))
+
+
 def test_100_join_leave_cycles_leak_nothing_in_the_job(worker: Worker):
     room = "e2e-churn"
     samples: dict[int, tuple[int, int, float]] = {}
@@ -77,13 +82,15 @@ def test_100_join_leave_cycles_leak_nothing_in_the_job(worker: Worker):
         pid = job_pid(worker, room)
         for cycle in range(100):
             r, pub = await publishing(room, f"churner-{cycle}", width=160, height=120)
-            # Every cycle must open a recording (that is what could leak): under load the
-            # agent may subscribe after a 0.5 s visit, so stream until it has.
-            started = f"recording churner-{cycle} -> "
+            # Every cycle must write a recording (that is what could leak): under load the
+            # agent may subscribe after a 0.5 s visit, so stream until its file has bytes.
+            # Waiting for the "recording ... ->" line was not enough: it comes when the
+            # file is opened, and a visitor who left 0.1 s later had sent it no frame (its
+            # manifest, no file: 99 of 100 once).
             until = 0.5
             await pub.stream(until)
             deadline = time.monotonic() + 20
-            while not worker.logged(started) and time.monotonic() < deadline:
+            while not written(worker, room, cycle) and time.monotonic() < deadline:
                 until += 0.2
                 await pub.stream(until)
             await r.disconnect()
