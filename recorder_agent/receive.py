@@ -165,7 +165,7 @@ def _audio_router() -> _AudioRouter:
         return _router
 
 
-async def _close_stream(stream: rtc.VideoStream | rtc.AudioStream) -> None:
+async def _close_stream(stream: rtc.VideoStream) -> None:
     # A consumer waiting in `async for` is never woken by aclose (livekit 1.1.x):
     # we get here by cancelling the consumer, and bound the wait for the SDK.
     with contextlib.suppress(Exception, asyncio.CancelledError):
