@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import time
 from pathlib import Path
 
+import av
 import pytest
 from livekit import rtc
 
@@ -22,6 +24,8 @@ from demo.testsignal import (
     yuv_frame,
 )
 from recorder_agent import ParticipantRecording, RecorderConfig, RecordingInfo, RecordingState
+from recorder_agent.encode.canvas import Size
+from recorder_agent.encode.encoders import configure_x264
 from recorder_agent.inspection import inspect_file
 from recorder_agent.util import AAC_FRAME
 
@@ -317,9 +321,27 @@ def _camera_like(w: int, h: int, n: int) -> list[rtc.VideoFrame]:
     ]
 
 
+def _half_real_time_size(config: RecorderConfig) -> Size:
+    """A 16:9 size, 1080p or more, at which ``config``'s x264 encodes camera-like video at
+    about half real time on this machine, whatever its speed: measured at 720p here and
+    scaled by area. One x264 thread at veryfast ran 1080p at about 15 fps on these VMs on
+    2026-11-24 and at 54 fps on 2026-11-27, when a fixed 1080p never fell behind."""
+    ctx = av.CodecContext.create("libx264", "w")
+    configure_x264(ctx, config, Size(1280, 720))
+    buffers = camera_like(1280, 720, 10)
+    start = time.perf_counter()
+    for i in range(30):
+        frame = av.VideoFrame.from_ndarray(buffers[i % 10].reshape(-1, 1280), format="yuv420p")
+        frame.pts = i * 3000
+        ctx.encode(frame)
+    fps = 30 / (time.perf_counter() - start)
+    k = max(1.5, math.sqrt(fps / (config.nominal_fps / 2)))
+    return Size(round(1280 * k / 16) * 16, round(720 * k / 16) * 16)
+
+
 def test_an_overloaded_recording_steps_quality_down_and_loses_no_frame(tmp_path):
-    """1080p camera-like video on one x264 thread at veryfast runs at about half of real
-    time on these machines (ultrafast: twice real time). Fed in real time, the recording
+    """Camera-like video on one x264 thread at veryfast, at a size where it runs at about
+    half of real time (ultrafast: more than real time). Fed in real time, the recording
     steps its preset (and the frame rate, if need be) down before its 30-frame video
     lane fills: every frame is encoded or thinned on purpose, none is dropped, and the
     file decodes cleanly. The encoder runs at the test's priority: the overload here is
@@ -327,7 +349,15 @@ def test_an_overloaded_recording_steps_quality_down_and_loses_no_frame(tmp_path)
     the scheduler once left x264 a tenth of a core for a second before the first reading
     could be taken, and no quality level can help a thread that does not run.)"""
     config = RecorderConfig(output_dir=tmp_path, x264_threads=1, encoder_nice=0)
-    frames = _camera_like(1920, 1080, 20)
+    size = _half_real_time_size(config)
+    config = RecorderConfig(
+        output_dir=tmp_path,
+        x264_threads=1,
+        encoder_nice=0,
+        canvas_max_long=size.width,
+        canvas_max_short=size.height,
+    )
+    frames = _camera_like(size.width, size.height, 10)
     audio = rtc.AudioFrame(bytes(960), 48_000, 1, 480)
     rec = record(config)
     t0 = time.monotonic()
