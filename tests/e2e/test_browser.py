@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -112,6 +113,14 @@ def check_sync(path: Path, page: dict) -> list[float]:
     report = inspect_file(path)
     brackets = flash_brackets(path)
     assert len(brackets) >= SECONDS / LOOP_S - 2, (brackets, report.beeps_s)
+    # The audio a leaving browser's receiver still held (NetEq's delay: 200-460 ms beside
+    # stress-ng --cpu 1) is never played out, while its video is all there, moved that
+    # much later: a flash in that last stretch has no beep in the file to be judged by.
+    events = json.loads(path.with_suffix(".json").read_text())["events"]
+    audio_end = min((e["media_time_s"] for e in events
+                     if e["type"] == "track_ended" and e["source"] == "microphone"),
+                    default=float("inf"))  # fmt: skip
+    brackets = [(dark, flash) for dark, flash in brackets if flash + 0.1 <= audio_end]
     captured = captured_offsets_ms(page)
     k = match_markers([b for _, b in brackets], page["flashes_ms"])
     errors, first_frame = [], []
