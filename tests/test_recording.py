@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -313,6 +314,24 @@ def test_published_size_follows_the_orientation_of_the_frames(config):
     rec.push_video(luma_frame(180, 320, FLASH), now_us())  # a phone held upright
     _, frames = decode(finish(rec), keep_frames=True)
     assert (frames[0].width, frames[0].height) == (360, 640)
+
+
+def test_a_participant_faster_than_the_nominal_rate_keeps_that_rate(config):
+    """A 60 fps participant in a 30 fps file: every other frame, counted as thinned; the
+    file decodes without a warning and keeps its flashes (before: every other frame one
+    tick after the one before, 88 non-monotonic timestamps in 3 s)."""
+    rec = record(config)
+    Participant(rec, now_us(), fps=60, markers=[1.0, 2.0]).feed(3.0, drain_every=0.25)
+    path = finish(rec)
+    assert rec.stats.video_frames_encoded + rec.stats.video_frames_thinned == 180
+    assert abs(rec.stats.video_frames_thinned - 90) <= 1 and not rec.stats.dropped
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stderr == ""
+    d, _ = decode(path)
+    assert min(b - a for a, b in itertools.pairwise(d.video_pts)) >= FRAME - 1e-4
+    lit = [t for t, y in zip(d.video_pts, d.video_luma, strict=True) if y > 150]
+    assert any(abs(t - 1.0) < 0.1 for t in lit) and any(abs(t - 2.0) < 0.1 for t in lit), lit
 
 
 def _camera_like(w: int, h: int, n: int) -> list[rtc.VideoFrame]:

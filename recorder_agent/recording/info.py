@@ -47,7 +47,7 @@ class RecordingStats:
     audio_frames_in: int = 0
     video_frames_encoded: int = 0
     video_frames_repeated: int = 0
-    video_frames_thinned: int = 0  # left out on purpose at a lowered frame rate
+    video_frames_thinned: int = 0  # left out on purpose: above the nominal or a lowered rate
     quality: str = ""  # x264 preset @ frame rate now ("" without video encoding)
     quality_level: int = 0  # 0: full quality; n: n steps down (recording/quality.py)
     quality_steps: int = 0

@@ -220,24 +220,52 @@ class Governor:
 
 
 class Thinner:
-    """Keeps at most ``fps`` frames a second, evenly, from timestamps alone.
+    """Keeps at most ``fps`` frames a second, from timestamps alone: a token bucket that
+    fills at ``fps``, lets a frame through from ``1 - EARLY`` of a token and holds at
+    most ``BURST``. A recording always has one, at the nominal rate (the rate its file
+    declares) or at a lowered level's.
 
-    A frame is kept when it is due; the next is due one interval later, but never
-    sooner than half an interval after this one, so a late frame does not start a burst.
+    At the nominal rate it keeps what the file's video timeline can place: frames at
+    least one nominal frame apart and at most two frames later than they came
+    (timeline.py). A 60 fps participant in a 30 fps file had every other frame put one
+    90 kHz tick after the one before, and ``ffmpeg -f null`` reported 88
+    non-monotonic timestamps in 3 s. Keeping at most ``BURST + EARLY`` (under 3) frames
+    beyond the rate in any stretch keeps the timeline within its two frames, while a
+    source at or below the rate keeps every frame through jitter and short bunches.
 
     >>> thin = Thinner(15)
-    >>> [t for t in range(0, 400_000, 50_000) if thin.keep(t)]   # 20 fps in, µs
-    [0, 100000, 150000, 200000, 300000, 350000]
+    >>> [t // 1000 for t in range(0, 400_000, 50_000) if thin.keep(t)]   # 20 fps in, µs
+    [0, 50, 150, 200, 250, 350]
+    >>> cap = Thinner(30)
+    >>> sum(cap.keep(t) for t in range(0, 3_000_000, 16_667))   # 60 fps in, 3 s
+    90
+    >>> jitter = Thinner(30)   # 30 fps in, 28-38 ms apart
+    >>> all(jitter.keep(t) for t in [0, 38_000, 66_000, 104_000, 132_000, 170_000])
+    True
+    >>> bunch = Thinner(30)   # 20 fps, then four frames in 25 ms: the timeline holds three
+    >>> [t // 1000 for t in [0, 50_000, 100_000, 150_000, 155_000, 165_000, 175_000]
+    ...  if bunch.keep(t)]
+    [0, 50, 100, 150, 155, 165]
     """
+
+    BURST = 2.7  # tokens; with EARLY under three frames: see above
+    EARLY = 0.25  # of an interval: jitter on a stream at the rate itself
 
     def __init__(self, fps: int) -> None:
         self.fps = fps
-        self._due: int | None = None
+        self._tokens = 1.0
+        self._last: int | None = None
 
     def keep(self, ts_us: int) -> bool:
-        interval = 1_000_000 // self.fps
-        if self._due is not None and ts_us < self._due - interval // 10:
+        """Whether to keep the frame stamped ``ts_us``. One that does not move forward is
+        not judged here (the timeline refuses it, and counts it)."""
+        if self._last is not None and ts_us <= self._last:
+            return True
+        if self._last is not None:
+            refill = max(0, ts_us - self._last) * self.fps / 1_000_000
+            self._tokens = min(self.BURST, self._tokens + refill)
+        self._last = ts_us
+        if self._tokens < 1 - self.EARLY:
             return False
-        due = ts_us if self._due is None else self._due
-        self._due = max(due + interval, ts_us + interval // 2)
+        self._tokens -= 1
         return True

@@ -82,7 +82,7 @@ class ParticipantRecording:
         self._line: DelayLine[msg.VideoIn] = DelayLine(hold)
         # Graceful overload (quality.py), once the encoders run with video.
         self._governor: Governor | None = None
-        self._thinner: Thinner | None = None  # below the nominal frame rate only
+        self._thinner = Thinner(config.nominal_fps)  # or a lowered level's rate
         self._behind_s = 0.0  # worst since the governor's last reading
         self._lateness_min = 0  # least (taken - media time) so far, µs: see _note_lateness
         self._busy_mark = (0.0, 0.0)  # (monotonic s, encoder busy s) at the last reading
@@ -333,11 +333,11 @@ class ParticipantRecording:
     def _on_video(self, item: msg.VideoIn, shift: int) -> None:
         if self.audio_only:  # pushed as the file was decided audio-only
             raise BadFrame("video_in_audio_only_file", "this file has no video stream")
-        if self._thinner is not None and not self._thinner.keep(item.ts):
+        frame = video_to_av(item.frame, self.config.max_input_dimension)  # bad: counted
+        ts = item.ts + shift
+        if not self._thinner.keep(ts):
             self.stats.video_frames_thinned += 1
             return
-        frame = video_to_av(item.frame, self.config.max_input_dimension)
-        ts = item.ts + shift
         if self._sync is None:
             self._open(Size(frame.width, frame.height).rotated(item.rotation), video_at=ts)
         self._apply(self._sync.video(ts, frame, item.rotation))
@@ -473,9 +473,7 @@ class ParticipantRecording:
     def _take(self, change: Change) -> None:
         level = change.level
         self._media.set_preset(level.preset)
-        if level.fps >= self.config.nominal_fps:
-            self._thinner = None
-        elif self._thinner is None or self._thinner.fps != level.fps:
+        if self._thinner.fps != level.fps:
             self._thinner = Thinner(level.fps)
         self.stats.quality, self.stats.quality_level = str(level), change.index
         self.stats.quality_steps += 1
