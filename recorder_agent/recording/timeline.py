@@ -155,10 +155,12 @@ class VideoTimeline:
     nominal frame apart land on one tick and FFmpeg reports "non monotonically
     increasing dts". A browser's 20 fps from a 30 fps camera comes 28-40 ms apart, and
     5-15 ms apart when a busy machine bunches frames. So frames are set at least one
-    nominal frame apart, but never more than two frames later than they came: a frame
-    that would have to be later (a long bunch, a stream faster than the declared rate)
-    keeps its own time, just after the one before. No frame is dropped for this (a
-    first try that refused them lost a marker flash beside a CPU hog).
+    nominal frame apart, but never more than two frames later than they came. The
+    recording's ``quality.Thinner`` at the nominal rate leaves out, before they get
+    here, the frames that would have to be later (a long bunch, a stream faster than
+    the declared rate); one that still would (after a repeated picture) keeps its own
+    time, just after the one before. (A first try that refused such frames here, with
+    no rate to judge by, lost a marker flash beside a CPU hog.)
 
     >>> vt = VideoTimeline(0, 1_000_000, frame_us=33_333)
     >>> vt.place(0), vt.place(10_000), vt.place(20_000), vt.place(100_000)
