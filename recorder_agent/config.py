@@ -76,7 +76,10 @@ class RecorderConfig:
     video_crf: int = _doc("Constant rate factor (quality) when video_bitrate is 0.", 23)
     video_bitrate: int = _doc("Target video bitrate in bit/s; 0 means CRF mode.", 0)
     gop_seconds: float = _doc("Keyframe interval in seconds.", 2.0)
-    nominal_fps: int = _doc("Frame rate the stream declares; sizes the GOP and rate control.", 30)
+    nominal_fps: int = _doc(
+        "Frame rate the stream declares and carries at most; sizes the GOP and rate control.",
+        30,
+    )
     x264_threads: int = _doc("libx264 threads per recording; 0 lets libx264 choose.", 2)
     encoder_nice: int = _doc(
         "Niceness of a video recording's threads (Linux); above 0 keeps WebRTC's audio pump"

@@ -34,6 +34,7 @@ STATS_DIR = ".stats"
 COUNTERS = (
     "bytes_written",
     "video_frames_encoded",
+    "video_frames_thinned",
     "frames_dropped",
     "audio_trimmed_seconds",
     "errors",
@@ -189,6 +190,7 @@ class WorkerStats:
         for key, doc in (
             ("bytes_written", "Bytes of TS written"),
             ("video_frames_encoded", "Video frames encoded (repeats included)"),
+            ("video_frames_thinned", "Video frames left out on purpose (frame rate)"),
             ("frames_dropped", "Input frames dropped or repaired"),
             ("audio_trimmed_seconds", "Received audio cut: it came earlier than its place"),
             ("errors", "Recordings that failed"),

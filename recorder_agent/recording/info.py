@@ -87,6 +87,7 @@ class RecordingStatus:
     state: str
     bytes_written: int
     video_frames_encoded: int  # repeats included
+    video_frames_thinned: int
     frames_dropped: int
     audio_trimmed_seconds: float
     errors: int
@@ -117,6 +118,7 @@ class RecordingStatus:
             state=state.value,
             bytes_written=stats.bytes_written,
             video_frames_encoded=stats.video_frames_encoded + stats.video_frames_repeated,
+            video_frames_thinned=stats.video_frames_thinned,
             frames_dropped=stats.drops(),
             audio_trimmed_seconds=round(stats.audio_trimmed_seconds, 3),
             errors=1 if state is RecordingState.FAILED else 0,

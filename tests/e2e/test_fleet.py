@@ -59,6 +59,7 @@ def test_a_full_worker_gets_no_rooms_the_other_takes_them(own_worker):
         assert metrics["recorder_bytes_written_total"] > 0, metrics
         assert metrics['recorder_recording_media_seconds{participant="ann",room="fleet-1"}'] > 1
         assert metrics["recorder_encoder_lag_seconds"] < 1
+        assert "recorder_video_frames_thinned_total" in metrics, metrics
         # Anchor corrections at the start: tens of ms (recording/timeline.py).
         assert metrics["recorder_audio_trimmed_seconds_total"] < 0.5
         streaming.cancel()
