@@ -90,3 +90,41 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
             import ctypes
 
             ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX, this process
+
+
+class MachineCpu:
+    """The share of the machine's CPU time that was busy over the last second or two,
+    from ``/proc/stat`` (None where there is none). One per process, read at most twice
+    a second whatever the number of recordings asking. Steal counts as busy: a VM cannot
+    use what its host took."""
+
+    WINDOW_S = 1.0
+    REFRESH_S = 0.5
+
+    def __init__(self, path: str = "/proc/stat") -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._samples: list[tuple[float, int, int]] = []  # (monotonic s, busy, total)
+        self._share: float | None = None
+
+    def share(self) -> float | None:
+        now = time.monotonic()
+        with self._lock:
+            if self._samples and now - self._samples[-1][0] < self.REFRESH_S:
+                return self._share
+            try:
+                with open(self._path) as f:
+                    fields = [int(x) for x in f.readline().split()[1:9]]  # to steal
+            except (OSError, ValueError):
+                return None
+            idle = sum(fields[3:5])  # idle, iowait
+            self._samples.append((now, sum(fields) - idle, sum(fields)))
+            while len(self._samples) > 2 and now - self._samples[1][0] >= self.WINDOW_S:
+                self._samples.pop(0)
+            (_, busy0, total0), (_, busy1, total1) = self._samples[0], self._samples[-1]
+            if total1 > total0:
+                self._share = (busy1 - busy0) / (total1 - total0)
+            return self._share
+
+
+machine_cpu = MachineCpu()

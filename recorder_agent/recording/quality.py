@@ -108,7 +108,9 @@ class Governor:
     'ultrafast@20'
     >>> gov.observe(5.0, behind_s=0.0, busy=0.2) is None   # calm, but not for long enough
     True
-    >>> str(gov.observe(30.0, behind_s=0.0, busy=0.2).level)
+    >>> gov.observe(30.0, behind_s=0.0, busy=0.2, machine=0.9) is None  # the machine is full
+    True
+    >>> str(gov.observe(30.1, behind_s=0.0, busy=0.2, machine=0.5).level)
     'ultrafast@30'
     """
 
@@ -124,6 +126,10 @@ class Governor:
     CALM_S = 0.1  # behind by less than this counts as calm
     UP_HOLD_S = 10.0  # calm this long (plus up to half again, at random): one step up
     UP_BUSY = 0.7  # ...when the encoder's busy share, scaled to the level above, fits
+    # ...and the machine is busy less than this. Each recording's own encoder looks idle
+    # when twelve share 2 cores: they all stepped up, fell behind together and stepped
+    # down again (113 steps in 90 s, bench.capacity).
+    UP_MACHINE = 0.8
     STABLE_S = 60.0  # a step up undone sooner than this doubles the hold
     MAX_HOLD_S = 300.0
 
@@ -143,10 +149,13 @@ class Governor:
     def level(self) -> Level:
         return self.levels[self.index]
 
-    def observe(self, now: float, behind_s: float, busy: float) -> Change | None:
+    def observe(
+        self, now: float, behind_s: float, busy: float, machine: float | None = None
+    ) -> Change | None:
         """One reading: ``behind_s`` is how far behind real time the recording was (the
         worst since the last reading), ``busy`` the share of the time its encoder
-        worked. Returns the step to take, if any."""
+        worked, ``machine`` the busy share of the whole machine's CPU (None: unknown).
+        Returns the step to take, if any."""
         self._readings.append((now, behind_s))
         while now - self._readings[0][0] > self.SLOPE_S:
             self._readings.popleft()
@@ -160,7 +169,7 @@ class Governor:
         if behind_s >= self.DOWN_S or saturated:
             return self._down(now, behind_s, busy)
         if self._calm_since is not None and self.index > 0:
-            return self._up(now, behind_s, busy)
+            return self._up(now, behind_s, busy, machine)
         return None
 
     def _down(self, now: float, behind_s: float, busy: float) -> Change | None:
@@ -195,9 +204,11 @@ class Governor:
                 index += 1
         return index
 
-    def _up(self, now: float, behind_s: float, busy: float) -> Change | None:
+    def _up(self, now: float, behind_s: float, busy: float, machine: float | None) -> Change | None:
         assert self._calm_since is not None and self._changed_at is not None
         if now - self._calm_since < self._wait or now - self._changed_at < self._wait:
+            return None
+        if machine is not None and machine > self.UP_MACHINE:
             return None
         above = self.levels[self.index - 1]
         if busy * above.cost / self.level.cost > self.UP_BUSY:

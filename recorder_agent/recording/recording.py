@@ -23,7 +23,14 @@ from ..encode.frames import audio_samples, video_to_av
 from ..encode.media import MediaEncoder
 from ..log import logger as log
 from ..output import Output, open_output
-from ..util import VIDEO_CLOCK, BadFrame, lower_thread_priority, monotonic_us, utc_iso
+from ..util import (
+    VIDEO_CLOCK,
+    BadFrame,
+    lower_thread_priority,
+    machine_cpu,
+    monotonic_us,
+    utc_iso,
+)
 from . import inbox as msg
 from . import sync as step
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
@@ -465,7 +472,7 @@ class ParticipantRecording:
         busy_s = self._media.encoder_busy_s
         (then, before), self._busy_mark = self._busy_mark, (now, busy_s)
         busy = min(1.0, (busy_s - before) / (now - then)) if then else 0.0
-        change = self._governor.observe(now, self._behind_s, busy)
+        change = self._governor.observe(now, self._behind_s, busy, machine_cpu.share())
         self._behind_s = 0.0
         if change is not None:
             self._take(change)
