@@ -18,7 +18,8 @@ load falls in the same proportion. In a test that overloads one x264 thread at 1
 the recording was at most 0.6 s behind.
 
 Up is slow and careful: ``UP_HOLD_S`` of calm, and only when the encoder's measured
-busy share, scaled by the cost of the level above, still leaves room. A step up that
+busy share, scaled by the cost of the level above, still leaves room, and the machine's
+CPU is at most ``UP_MACHINE`` busy (the caller reads it). A step up that
 has to be undone within ``STABLE_S`` doubles the hold (up to ``MAX_HOLD_S``), so a
 recording at the edge of the machine's capacity does not flap. Holds carry a random
 part, so that the recordings of one machine do not all step up at once.
