@@ -246,7 +246,7 @@ class Thinner:
     source at or below the rate keeps every frame through jitter and short bunches.
 
     >>> thin = Thinner(15)
-    >>> [t // 1000 for t in range(0, 400_000, 50_000) if thin.keep(t)]   # 20 fps in, µs
+    >>> [t // 1000 for t in range(0, 400_000, 50_000) if thin.keep(t)]   # 20 fps in, ms
     [0, 50, 150, 200, 250, 350]
     >>> cap = Thinner(30)
     >>> sum(cap.keep(t) for t in range(0, 3_000_000, 16_667))   # 60 fps in, 3 s
@@ -271,10 +271,10 @@ class Thinner:
     def keep(self, ts_us: int) -> bool:
         """Whether to keep the frame stamped ``ts_us``. One that does not move forward is
         not judged here (the timeline refuses it, and counts it)."""
-        if self._last is not None and ts_us <= self._last:
-            return True
         if self._last is not None:
-            refill = max(0, ts_us - self._last) * self.fps / 1_000_000
+            if ts_us <= self._last:
+                return True
+            refill = (ts_us - self._last) * self.fps / 1_000_000
             self._tokens = min(self.BURST, self._tokens + refill)
         self._last = ts_us
         if self._tokens < 1 - self.EARLY:
