@@ -101,8 +101,7 @@ class MachineCpu:
     WINDOW_S = 1.0
     REFRESH_S = 0.5
 
-    def __init__(self, path: str = "/proc/stat") -> None:
-        self._path = path
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._samples: list[tuple[float, int, int]] = []  # (monotonic s, busy, total)
         self._share: float | None = None
@@ -113,7 +112,7 @@ class MachineCpu:
             if self._samples and now - self._samples[-1][0] < self.REFRESH_S:
                 return self._share
             try:
-                with open(self._path) as f:
+                with open("/proc/stat") as f:
                     fields = [int(x) for x in f.readline().split()[1:9]]  # to steal
             except (OSError, ValueError):
                 return None

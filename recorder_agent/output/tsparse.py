@@ -12,8 +12,8 @@ TS_PACKET = 188
 SYNC_BYTE = 0x47
 
 
-def split_whole(pending: bytearray) -> tuple[bytes, bytearray]:
-    """The whole packets at the head of ``pending``, and the rest in a new buffer.
+def split_whole(pending: bytearray) -> tuple[bytearray, bytearray]:
+    """The whole packets at the head of ``pending`` and the rest, each in a new buffer.
 
     ``pending`` is never resized in place: a thread that keeps a writer's frame keeps
     that frame's views of it alive, and resizing a bytearray with a live view raises
@@ -26,7 +26,7 @@ def split_whole(pending: bytearray) -> tuple[bytes, bytearray]:
     (376, 24)
     """
     whole = len(pending) - len(pending) % TS_PACKET
-    return bytes(pending[:whole]), pending[whole:]
+    return pending[:whole], pending[whole:]
 
 
 def ts_header(pkt: bytes | memoryview) -> tuple[int, bool, int]:
