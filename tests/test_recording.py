@@ -211,7 +211,11 @@ def test_video_starting_20_s_after_audio_keeps_its_timing(config):
     rec = record(config)
     p = Participant(rec, now_us(), video=False, markers=[21.0])
     p.feed(20)
+    assert json.loads(rec.manifest_path.read_text())["first_video_s"] is None
     p.video = True
+    p.feed(20.5)
+    assert rec.drain(60)
+    assert json.loads(rec.manifest_path.read_text())["first_video_s"] is not None  # at once
     p.feed(23)
     path = finish(rec)
     report = inspect_file(path)

@@ -431,8 +431,9 @@ class ParticipantRecording:
             case step.PlacePicture(pts, frame, rotation):
                 media.picture(frame, rotation, pts)
                 stats.video_frames_encoded += 1
-                if self._ledger.manifest.first_video_s is None:
+                if self._ledger.manifest.first_video_s is None:  # written at once
                     self._ledger.manifest.first_video_s = round(pts / VIDEO_CLOCK, 3)
+                    self._ledger.write()
             case step.RepeatPicture(pts):
                 media.repeat(pts)
                 stats.video_frames_repeated += 1

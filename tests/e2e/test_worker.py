@@ -39,14 +39,37 @@ async def publish(
     **kw,
 ) -> Publisher:
     """Join, publish and stream ``seconds`` of media; given the worker in ``recorded``,
-    the seconds count from when its recorder received the tracks."""
+    the seconds and markers count from when its recorder received the tracks and, with
+    video, put the first picture in the file."""
     room, pub = await publishing(room_name, identity, kind, **kw)
     if recorded is not None:
         await until_recorded(recorded, room_name, identity)
         pub.restart_clock()
+        if pub.video:
+            seconds += await _stream_until_first_picture(recorded, room_name, identity, pub)
     await pub.stream(seconds)
     await room.disconnect()
     return pub
+
+
+async def _stream_until_first_picture(
+    worker: Worker, room: str, identity: str, pub: Publisher
+) -> float:
+    """Stream unmarked media until the manifest (written at once then) has the first
+    picture, and shift the markers after it; returns the media time that took.
+
+    libwebrtc drops frames until it can decode one: once 13 frames, so the first
+    picture came 0.68 s after the subscription and a marker at 0.5 s had none."""
+    markers, pub.markers = pub.markers, ()
+    deadline = time.monotonic() + 15
+    while not any(
+        m["participant"]["identity"] == identity and m.get("first_video_s") is not None
+        for m in worker.manifests(room)
+    ):
+        assert time.monotonic() < deadline, f"no picture from {identity}\n{worker.describe()}"
+        await pub.stream(pub.position + 0.1)
+    pub.markers = [m + pub.position for m in markers]
+    return pub.position
 
 
 def record_one(worker: Worker, room: str, seconds: float, **kw) -> tuple[Path, dict]:
