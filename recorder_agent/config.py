@@ -115,10 +115,10 @@ class RecorderConfig:
 
     # Queues, durability, bookkeeping.
     video_queue_frames: int = _doc("Video frames that may wait for the encoder.", 30)
-    audio_queue_frames: int = _doc(
-        "Audio frames that may wait (3000 x 10 ms = 30 s, at most about 6 MB): a voice job process"
+    audio_queue_seconds: float = _doc(
+        "Seconds of audio that may wait (30 s of 48 kHz stereo: about 6 MB): a voice job process"
         " starting beside a CPU hog took 0.8 s of audio in its first 5 s.",
-        3000,
+        30.0,
     )
     fsync_interval: float = _doc("Seconds between fsync calls on the recording.", 1.0)
     manifest_interval: float = _doc("Seconds between manifest rewrites (also at each event).", 5.0)
@@ -228,7 +228,7 @@ class RecorderConfig:
             (self.audio_sample_rate in _AAC_RATES, f"audio_sample_rate must be in {_AAC_RATES}"),
             (self.audio_bitrate > 0, "audio_bitrate must be > 0"),
             (self.aac_coder in ("fast", "twoloop"), "aac_coder must be fast or twoloop"),
-            (self.video_queue_frames > 0 and self.audio_queue_frames > 0, "queues must be > 0"),
+            (self.video_queue_frames > 0 and self.audio_queue_seconds > 0, "queues must be > 0"),
             (self.fsync_interval >= 0, "fsync_interval must be >= 0"),
             (self.gap_fill_delay >= 0 and self.video_fill_interval > 0, "bad fill timing"),
             (self.layout_wait >= 0 and self.manifest_interval > 0, "bad wait timing"),

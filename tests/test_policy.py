@@ -299,17 +299,31 @@ def test_canvas_decision():
 
 
 def test_inbox_keeps_order_bounds_video_and_never_drops_control():
-    inbox = Inbox(video_max=2, audio_max=3)
+    inbox = Inbox(video_max=2, audio_max_s=3)
     for i in range(4):
         inbox.put(VideoIn(i, i, 0))
     inbox.put(Note("mute", {}))
-    inbox.put(AudioIn("a", 0))
+    inbox.put(AudioIn("a", 0, 10_000))
     inbox.put(Close("done"))
     assert inbox.dropped == {"video": 2, "audio": 0}
     got = [inbox.get(0) for _ in range(5)]
     assert [type(x).__name__ for x in got] == ["VideoIn", "VideoIn", "Note", "AudioIn", "Close"]
     assert [x.frame for x in got[:2]] == [2, 3]
     assert inbox.get(0) is None
+
+
+def test_inbox_bounds_audio_by_its_duration_whatever_the_frame_size():
+    inbox = Inbox(video_max=1, audio_max_s=0.3)
+    for i in range(4):
+        inbox.put(AudioIn(i, 0, 100_000))  # 100 ms frames, as the SDK hands them over
+    assert inbox.dropped == {"video": 0, "audio": 1}
+    for i in range(10):
+        inbox.put(AudioIn(10 + i, 0, 10_000))  # 10 ms ones push out 100 ms
+    assert inbox.dropped == {"video": 0, "audio": 2}
+    got = []
+    while (item := inbox.get(0)) is not None:
+        got.append(item.frame)
+    assert got == [2, 3, *range(10, 20)]
 
 
 def test_a_closed_inbox_answers_drains_at_once():

@@ -14,10 +14,14 @@ class Recipient:
     """What a recording offers a feed: ``push_audio``, from the SDK's thread."""
 
     def __init__(self) -> None:
-        self.frames: list[tuple[int, int]] = []  # (first sample, when pushed)
+        self.frames: list[tuple[int, int]] = []  # (value of a 10 ms piece, when pushed)
+        self.sizes: list[int] = []  # samples per frame handed over
 
     def push_audio(self, frame: rtc.AudioFrame) -> None:
-        self.frames.append((int(np.frombuffer(frame.data, np.int16)[0]), monotonic_us()))
+        now = monotonic_us()
+        self.sizes.append(frame.samples_per_channel)
+        pieces = np.frombuffer(frame.data, np.int16)[::480]  # _speak's frames are constant
+        self.frames.extend((int(v), now) for v in pieces)
 
 
 async def _speak(source: rtc.AudioSource, values: range) -> None:
@@ -49,6 +53,7 @@ def test_every_frame_reaches_the_recording_in_order_without_the_event_loop():
         await _until(lambda: any(v == 20 for v, _ in got.frames))
         spoken = [v for v, _ in got.frames if v]
         assert spoken == list(range(1, 21))
+        assert set(got.sizes) == {4800}  # the SDK joins 10 ms frames into 100 ms
         assert all(before <= t <= monotonic_us() for _, t in got.frames)
         feed.cancel()
 
@@ -60,10 +65,11 @@ def test_nothing_reaches_the_recording_after_cancel_and_the_stream_is_forgotten(
         source, track = _track()
         got = Recipient()
         feed = AudioFeed(track, got, 48_000, 1)
-        await _speak(source, range(1, 6))
+        await _speak(source, range(1, 11))  # one whole 100 ms frame
+        await _until(lambda: any(v == 10 for v, _ in got.frames))
         feed.cancel()
         count = len(got.frames)
-        await _speak(source, range(6, 11))
+        await _speak(source, range(11, 31))
         router = _audio_router()
         await _until(lambda: not router._closing)
         assert len(got.frames) == count

@@ -5,10 +5,12 @@ monotonic); the thread dispatches on its type with ``match``. The inbox is bound
 per lane: a full video lane drops its oldest frame; audio is kept longer, in a larger
 lane; control messages are never dropped. Messages are taken in push order.
 
-Audio alone wakes the thread once per ``AUDIO_BATCH`` frames, not per 10 ms frame: a job
-process recording two voices spent 0.077 cores in its Python threads with a wake-up per
-frame, 0.068 with one per 10 (per-thread CPU over 15 s, 5 such rooms). The thread's
-own tick (0.1 s) bounds how long a frame waits.
+Audio is bounded and woken by its duration, whatever the size of its frames (the SDK's
+come in 100 ms, receive.py; a caller's may be 10 ms). Audio alone wakes the thread once
+per ``AUDIO_WAKE_US`` of it, not per frame: a job process recording two voices in 10 ms
+frames spent 0.077 cores in its Python threads with a wake-up per frame, 0.068 with one
+per 10 (per-thread CPU over 15 s, 5 such rooms). The thread's own tick (0.1 s) bounds
+how long a frame waits.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class VideoIn:
 class AudioIn:
     frame: Any  # rtc.AudioFrame
     start: int  # µs, monotonic: when its first sample was heard
+    duration: int  # µs of audio it holds
     pushed: int = field(default_factory=_now)
 
 
@@ -95,25 +98,28 @@ class Close:
 Message = VideoIn | AudioIn | TrackAdded | TrackEnded | Note | ReceiveDelays | Drain | Close
 
 
-AUDIO_BATCH = 10  # audio frames queued before the thread is woken for them
+AUDIO_WAKE_US = 100_000  # audio queued before the thread is woken for it
 
 
 class Inbox:
     """Bounded lanes between producer and worker, taken in arrival order.
 
-    >>> inbox = Inbox(video_max=2, audio_max=10)
+    >>> inbox = Inbox(video_max=2, audio_max_s=30)
     >>> inbox.put(Close("done")); inbox.get(timeout=0).reason
     'done'
     """
 
-    def __init__(self, video_max: int, audio_max: int) -> None:
+    def __init__(self, video_max: int, audio_max_s: float) -> None:
         self._cond = threading.Condition()
         self._lanes: dict[type, deque[tuple[int, Message]]] = {
             VideoIn: deque(),
             AudioIn: deque(),
             object: deque(),  # control
         }
-        self._limits = {VideoIn: video_max, AudioIn: audio_max, object: 0}
+        self._video_max = video_max
+        self._audio_max_us = int(audio_max_s * 1e6)
+        self._audio_us = 0  # queued audio
+        self._audio_unwoken_us = 0  # queued since the thread was last woken
         self._seq = 0
         self._closed = False
         self.dropped = {"video": 0, "audio": 0}
@@ -128,12 +134,21 @@ class Inbox:
                     item.reached.set()
                 return
             queue = self._lanes[lane]
-            if self._limits[lane] and len(queue) >= self._limits[lane]:
+            wake = True
+            if isinstance(item, VideoIn) and len(queue) >= self._video_max:
                 queue.popleft()
-                self.dropped["video" if lane is VideoIn else "audio"] += 1
+                self.dropped["video"] += 1
+            elif isinstance(item, AudioIn):
+                while queue and self._audio_us + item.duration > self._audio_max_us:
+                    self._audio_us -= queue.popleft()[1].duration  # type: ignore[union-attr]
+                    self.dropped["audio"] += 1
+                self._audio_us += item.duration
+                self._audio_unwoken_us += item.duration
+                wake = self._audio_unwoken_us >= AUDIO_WAKE_US
             self._seq += 1
             queue.append((self._seq, item))
-            if lane is not AudioIn or len(queue) >= AUDIO_BATCH:
+            if wake:
+                self._audio_unwoken_us = 0
                 self._cond.notify()
 
     def get(self, timeout: float) -> Message | None:
@@ -144,7 +159,10 @@ class Inbox:
                 heads = [q for q in self._lanes.values() if q]
                 if not heads:
                     return None
-            return min(heads, key=lambda q: q[0][0]).popleft()[1]
+            item = min(heads, key=lambda q: q[0][0]).popleft()[1]
+            if isinstance(item, AudioIn):
+                self._audio_us -= item.duration
+            return item
 
     def close(self) -> None:
         """No more reading: answer the drains still waiting, drop the rest."""
@@ -155,6 +173,7 @@ class Inbox:
                     if isinstance(item, Drain):
                         item.reached.set()
                 queue.clear()
+            self._audio_us = 0
 
     def depth(self) -> int:
         with self._cond:

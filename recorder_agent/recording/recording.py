@@ -71,7 +71,7 @@ class ParticipantRecording:
         self.manifest_path: Path | None = None
         self._created = datetime.now(UTC)
         self._fps = RateMeter()  # real video frames per second, between two status()
-        self._inbox = msg.Inbox(config.video_queue_frames, config.audio_queue_frames)
+        self._inbox = msg.Inbox(config.video_queue_frames, config.audio_queue_seconds)
         self._done = msg.Finished()
         # Owned by the thread from here on.
         self._output: Output | None = None
@@ -127,12 +127,11 @@ class ParticipantRecording:
         sample was heard; by default, now minus the frame's length."""
         if self._accepting("audio"):
             now = monotonic_us()
+            duration = frame.samples_per_channel * 1_000_000 // (frame.sample_rate or 1)
             if timestamp_us is None:
-                timestamp_us = now - frame.samples_per_channel * 1_000_000 // (
-                    frame.sample_rate or 1
-                )
+                timestamp_us = now - duration
             self.stats.audio_frames_in += 1
-            self._inbox.put(msg.AudioIn(frame, timestamp_us, now))
+            self._inbox.put(msg.AudioIn(frame, timestamp_us, duration, now))
 
     def want_video(self) -> bool:
         """Keep a video stream in this file; False once it was decided audio-only (no
