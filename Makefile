@@ -5,6 +5,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 PY := .venv/bin/python
 LIVEKIT_SERVER_VERSION := v1.13.5
 LIVEKIT_SERVER := .cache/bin/livekit-server
+VOICEPUB := .cache/bin/voicepub
 export LIVEKIT_SERVER_BIN := $(CURDIR)/$(LIVEKIT_SERVER)
 
 .PHONY: help setup test lint demo bench bench-e2e bench-soak
@@ -15,7 +16,7 @@ help:
 	@echo "make bench  benchmarks (make bench ARGS=--quick)"
 	@echo "make bench-e2e / bench-soak  end-to-end capacity / one-hour memory soak"
 
-setup: .venv/.synced ffmpeg $(LIVEKIT_SERVER)
+setup: .venv/.synced ffmpeg $(LIVEKIT_SERVER) $(VOICEPUB)
 
 # Python dependencies from the lock file, with uv (installed with pip if missing).
 .venv/.synced: pyproject.toml uv.lock
@@ -44,6 +45,14 @@ $(LIVEKIT_SERVER):
 	  GOBIN=$(CURDIR)/.cache/gobin go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION); \
 	  mv .cache/gobin/server $@; \
 	fi
+
+# Voice-AI load for the tests and benchmarks: many audio-only publishers in one Go process
+# that sends Opus from a file (demo/voices.py). Dev-only: not in the runtime image.
+$(VOICEPUB): demo/voicepub/main.go demo/voicepub/go.mod demo/voicepub/go.sum
+	@command -v go >/dev/null || { echo "Go is needed to build voicepub" >&2; exit 1; }
+	@mkdir -p $(@D)
+	@echo "building voicepub (voice publishers for the tests, once)"
+	cd demo/voicepub && go build -o $(CURDIR)/$@ .
 
 lint: setup
 	.venv/bin/ruff check .

@@ -1,11 +1,12 @@
 """Many audio-only participants from one process: a load of voice-AI calls.
 
-Each voice joins its room and publishes a microphone track that speaks a 440 Hz tone
-in 100 ms frames (the SDK's source slices them into 10 ms for Opus). One process and
-one event loop carry them all, so that the publishers leave the recorder its share of
-a small machine. The SDK's publishing path still costs about 0.07 cores a voice on the
-2-core test machines (20 voices: its tokio runtime 0.56 cores, Opus 0.25, Python 0.18):
-50 voices at once need more than those 2 cores, so a burst spreads their joins.
+The voices are ``voicepub`` (``demo/voicepub``, LiveKit's Go SDK, built by ``make`` into
+``.cache/bin``): each joins its room subscribing to nothing and publishes Opus packets
+read from an Ogg file made here, a 440 Hz tone, so nothing is encoded or decoded. The
+Python SDK's publishing path cost about 0.07 cores a voice on the 2-core test machines
+(20 voices: its tokio runtime 0.56 cores, Opus 0.25, Python 0.18), so 50 voices needed
+more than the machine and took the recorder's share. voicepub: 0.05 cores for 10
+voices, 0.13 for 50 (``bench.e2e_voice``).
 
 >>> voices = Voices([("room-1", "caller"), ("room-1", "agent")])
 >>> await voices.run(seconds=30)       # join, publish, speak, leave
@@ -19,26 +20,48 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import sys
-import time
-
-import numpy as np
-from livekit import rtc
+import tempfile
+from pathlib import Path
 
 from demo import devserver
 
-RATE = 48_000
-FRAME_MS = 100  # per capture_frame call: ten times fewer calls than 10 ms frames
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def _tone_frame(n: int) -> rtc.AudioFrame:
-    t = np.arange(n) / RATE
-    samples = (0.3 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
-    return rtc.AudioFrame(samples.tobytes(), RATE, 1, n)
+class VoicesError(RuntimeError):
+    pass
+
+
+def find_voicepub() -> str:
+    """VOICEPUB_BIN, then .cache/bin/voicepub (built by make)."""
+    for candidate in (os.environ.get("VOICEPUB_BIN", ""), str(ROOT / ".cache/bin/voicepub")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise VoicesError(
+        "voicepub is missing: `make setup` builds it into .cache/bin (needs Go; "
+        "cd demo/voicepub && go build -o ../../.cache/bin/voicepub .)"
+    )
+
+
+def tone_ogg(seconds: float, folder: Path) -> Path:
+    """``seconds`` of a 440 Hz tone as Ogg Opus, one 20 ms packet per page (the Go SDK's
+    reader sends a page as one packet)."""
+    path = folder / f"tone-{seconds:g}s.ogg"
+    if not path.exists():
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}",
+             "-ar", "48000", "-ac", "1", "-c:a", "libopus", "-b:a", "32k",
+             "-frame_duration", "20", "-page_duration", "20000", str(path)],
+            check=True,
+        )  # fmt: skip
+    return path
 
 
 class Voices:
-    """Audio-only participants, ``(room, identity)`` each, published from this loop."""
+    """Audio-only participants, ``(room, identity)`` each, published from one process."""
 
     def __init__(self, who: list[tuple[str, str]], stagger_s: float = 0.0) -> None:
         self.who = who
@@ -49,33 +72,23 @@ class Voices:
     async def run(self, seconds: float) -> None:
         """Join (all at once, or spread over ``stagger_s``), speak ``seconds`` each from
         its own publish, leave."""
-        step = self.stagger_s / max(1, len(self.who))
-        await asyncio.gather(
-            *(
-                self._speak(room, ident, seconds, i * step)
-                for i, (room, ident) in enumerate(self.who)
+        with tempfile.TemporaryDirectory() as tmp:
+            ogg = tone_ogg(seconds, Path(tmp))
+            proc = await asyncio.create_subprocess_exec(
+                find_voicepub(),
+                f"-url={devserver.URL}",
+                f"-key={devserver.API_KEY}",
+                f"-secret={devserver.API_SECRET}",
+                f"-ogg={ogg}",
+                f"-stagger={self.stagger_s}s",
+                *(f"{room}/{ident}" for room, ident in self.who),
+                stdout=subprocess.PIPE,
             )
-        )
-
-    async def _speak(self, room_name: str, identity: str, seconds: float, delay: float) -> None:
-        await asyncio.sleep(delay)
-        key = f"{room_name}/{identity}"
-        room = rtc.Room()
-        try:
-            await room.connect(devserver.URL, devserver.token(room_name, identity))
-            source = rtc.AudioSource(RATE, 1, queue_size_ms=2 * FRAME_MS)
-            track = rtc.LocalAudioTrack.create_audio_track("mic", source)
-            opts = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-            await room.local_participant.publish_track(track, opts)
-            self.joined_at[key] = time.time()
-            frame = _tone_frame(RATE * FRAME_MS // 1000)
-            for _ in range(int(seconds * 1000 / FRAME_MS)):
-                await source.capture_frame(frame)  # waits while the queue is full
-            await source.wait_for_playout()
-        except Exception as e:  # one voice's failure is reported, the others go on
-            self.failed[key] = repr(e)
-        finally:
-            await room.disconnect()
+            out, _ = await proc.communicate()
+        if proc.returncode:
+            raise VoicesError(f"voicepub exited with {proc.returncode}")
+        report = json.loads(out)
+        self.joined_at, self.failed = report["joined_at"], report["failed"]
 
 
 async def main(prefix: str, rooms: int, per_room: int, seconds: float) -> None:
