@@ -171,7 +171,8 @@ class RecorderConfig:
     metrics_port: int = _doc("Port of the Prometheus /metrics endpoint; 0: off.", 0)
     capacity_cores: float = _doc(
         "CPU cores the worker may use for recording; its load is the CPU use of its "
-        "recording job processes over this (0: all cores of the machine).",
+        "recording job processes over this (0: what the process can have: its cgroup's CPU "
+        "limit, such as a container's --cpus, or the CPUs it may run on).",
         0.0,
     )
     room_cost_cores: float = _doc(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import doctest
 import importlib
 import logging
+import os
 import random
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -45,7 +47,7 @@ from recorder_agent.recording.timeline import (
     AudioTimeline,
     VideoTimeline,
 )
-from recorder_agent.util import VIDEO_CLOCK, BadFrame
+from recorder_agent.util import VIDEO_CLOCK, BadFrame, MachineCpu, available_cores, cpu_limit
 
 RATE = 48_000
 FRAME_US = 33_333
@@ -609,3 +611,30 @@ def test_the_room_check_forgets_rooms_that_got_a_recorder_or_ended():
     again = watch.plan([seen("a", 60, False)], now=155)
     assert again == [reconcile.Unrecorded("a", 51.0), reconcile.Dispatch("a", 51.0)]
     assert watch.plan([seen("b", 30, True)], now=160) == [] and watch.missing == 0
+
+
+# --- the CPU a process can have -----------------------------------------------------------
+
+
+def test_cpu_limit_reads_cgroup_v2_and_v1_and_unlimited_is_none():
+    assert cpu_limit("200000 100000\n", None, None) == 2.0
+    assert cpu_limit("50000 100000", "-1", "100000") == 0.5  # v2 wins where both exist
+    assert cpu_limit("max 100000\n", None, None) is None
+    assert cpu_limit(None, "150000\n", "100000\n") == 1.5
+    assert cpu_limit(None, "-1", "100000") is None  # v1: no quota
+    assert cpu_limit(None, None, None) is None
+    assert cpu_limit("garbage", None, None) is None
+
+
+def test_available_cores_never_exceed_the_cpus_this_process_may_run_on():
+    assert 0 < available_cores() <= len(os.sched_getaffinity(0))
+
+
+def test_machine_cpu_reads_a_share_between_0_and_1():
+    cpu = MachineCpu()
+    cpu.share()
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:  # busy, so that the second reading has moved on
+        pass
+    share = cpu.share()
+    assert share is not None and 0.0 <= share <= 1.0

@@ -212,3 +212,42 @@ def test_churn_of_100_recordings_leaks_no_threads_fds_or_memory(config):
     assert threading.active_count() <= threads  # a thread of an earlier test may end meanwhile
     assert open_fds() == fds
     assert rss_mb() - rss < 10, (rss, rss_mb())
+
+
+_PROBE = """
+import time
+from recorder_agent.util import MachineCpu, available_cores
+cpu = MachineCpu()
+cpu.share()
+end = time.monotonic() + 1.2
+while time.monotonic() < end:
+    pass
+print(available_cores(), cpu.share())
+"""
+
+
+def test_a_cgroup_cpu_limit_sets_the_cores_and_the_machine_share(tmp_path):
+    """In a container with --cpus, os.cpu_count() and /proc/stat describe the host: a
+    worker there took its load against the host's cores. A real cgroup v1 with a fifth of a
+    core: the process sees 0.2 cores, and busy-looping uses all of them."""
+    cpu, acct = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/cpuacct")
+    if not (cpu / "cpu.cfs_quota_us").exists() or not os.access(cpu, os.W_OK):
+        pytest.skip("needs a writable cgroup v1 cpu hierarchy (root on these VMs)")
+    name = f"recorder-test-{os.getpid()}"
+    groups = [cpu / name] + ([acct / name] if acct.is_dir() and acct != cpu else [])
+    for g in groups:
+        g.mkdir()
+    try:
+        (cpu / name / "cpu.cfs_period_us").write_text("100000")
+        (cpu / name / "cpu.cfs_quota_us").write_text("20000")
+        join = "; ".join(f"echo $$ > {g}/tasks" for g in groups)
+        out = subprocess.run(
+            ["sh", "-c", f'{join}; exec "$0" -c "$1"', sys.executable, _PROBE],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        cores, share = (float(x) for x in out.split())
+        assert cores == 0.2
+        assert share > 0.7  # of its fifth of a core, not of the machine's two
+    finally:
+        for g in groups:
+            g.rmdir()

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config import RecorderConfig
 from ..log import logger as log
-from ..util import write_atomically
+from ..util import available_cores, write_atomically
 
 STATS_DIR = ".stats"
 COUNTERS = (
@@ -89,7 +89,7 @@ class WorkerStats:
         self.uploader = uploader
         self.webhooks: Any | None = None  # the WebhookSender, when webhooks are on
         self.reconciler: Any | None = None  # the Reconciler, in the standalone worker
-        self.cores = config.capacity_cores or float(os.cpu_count() or 1)
+        self.cores = config.capacity_cores or available_cores()
         # The load of a room not measured yet (``room_cost_cores``). Its default, one voice
         # participant at the 0.02 cores aimed for (bench/e2e_voice.py), lets a burst of 50
         # rooms into an idle 2-core worker stay under LiveKit's 0.7 (at 0.05, 28 of 50
