@@ -5,8 +5,8 @@ The voices are ``voicepub`` (``demo/voicepub``, LiveKit's Go SDK, built by ``mak
 read from an Ogg file made here, a 440 Hz tone, so nothing is encoded or decoded. The
 Python SDK's publishing path cost about 0.07 cores a voice on the 2-core test machines
 (20 voices: its tokio runtime 0.56 cores, Opus 0.25, Python 0.18), so 50 voices needed
-more than the machine and took the recorder's share. voicepub: 0.05 cores for 10
-voices, 0.13 for 50 (``bench.e2e_voice``).
+more than the machine and took the recorder's share. voicepub: 0.04-0.06 cores for 10
+voices, 0.10-0.13 for 50 (``bench.e2e_voice``).
 
 >>> voices = Voices([("room-1", "caller"), ("room-1", "agent")])
 >>> await voices.run(seconds=30)       # join, publish, speak, leave

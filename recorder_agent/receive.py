@@ -24,10 +24,11 @@ Why, measured with livekit 1.1.21:
   from libwebrtc's 10 ms ones, not in those 10 ms frames: every frame is one FFI event
   (a protobuf message, a ctypes call under the GIL, a handle to release) and one inbox
   message. Five rooms of two voices (per-thread CPU over 12 s, alternated twice): the
-  worker tree 0.046 cores per participant with 10 ms frames, 0.031 with 100 ms; the
-  SDK's tokio threads, which run the callback, 0.030 → 0.011 per room, Python threads
-  0.036 → 0.027. The cost: when a track ends, the SDK drops the part of a frame it has
-  not filled, up to 90 ms of its last audio.
+  worker tree 0.046 cores per participant with 10 ms frames, 0.031 with 100 ms beside
+  the Python SDK's publishers; 0.024-0.027 and 0.018-0.021 beside cheap ones. The SDK's
+  tokio threads, which run the callback, went from 0.030 to 0.011 per room. The cost:
+  when a track ends, the SDK drops the part of a frame it has not filled, up to 90 ms
+  of its last audio.
 * The frame goes from that callback straight into the recording (``AudioFeed``). Through
   ``rtc.AudioStream`` every 10 ms frame woke the event loop once per audio stream of
   the process (each stream's subscriber sees every audio event, so N streams cost N²
