@@ -1,21 +1,23 @@
 // voicepub: many audio-only participants from one process, a load of voice-AI calls.
 //
-// Each voice joins its room (subscribing to nothing) and publishes a microphone track
-// read from an Ogg Opus file, packet by packet at its own pace: nothing is encoded or
+// Each voice joins its room (subscribing to nothing), publishes a microphone track and
+// then sends it the packets of an Ogg Opus file in real time: nothing is encoded or
 // decoded. The Python SDK's publishing path cost about 0.07 cores a voice on the 2-core
 // test machines (its tokio runtime, Opus, Python), so 50 voices needed more than the
 // machine; this one leaves the recorder its share.
 //
 //	voicepub -url ws://127.0.0.1:7880 -key K -secret S -ogg tone.ogg -stagger 5 room-1/caller room-1/agent
 //
-// It prints one JSON line: {"joined_at": {"room/identity": unix seconds of the publish},
+// It prints one JSON line: {"joined_at": {"room/identity": unix seconds speech began},
 // "failed": {"room/identity": why it never published}}.
 package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -24,6 +26,9 @@ import (
 	"github.com/livekit/protocol/livekit"
 	"github.com/livekit/protocol/logger"
 	lksdk "github.com/livekit/server-sdk-go/v2"
+	"github.com/livekit/server-sdk-go/v2/pkg/oggreader"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
 )
 
 type report struct {
@@ -58,10 +63,19 @@ func speak(url, key, secret, ogg, who string, delay time.Duration, out *report) 
 		return
 	}
 	defer room.Disconnect()
-	done := make(chan struct{})
-	track, err := lksdk.NewLocalFileTrack(ogg,
-		lksdk.ReaderTrackWithFrameDuration(20*time.Millisecond),
-		lksdk.ReaderTrackWithOnWriteComplete(func() { close(done) }))
+	f, err := os.Open(ogg)
+	if err != nil {
+		out.fail(who, err)
+		return
+	}
+	defer f.Close()
+	packets, _, err := oggreader.NewOggReader(f)
+	if err != nil {
+		out.fail(who, err)
+		return
+	}
+	opus := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+	track, err := lksdk.NewLocalSampleTrack(opus)
 	if err != nil {
 		out.fail(who, err)
 		return
@@ -71,8 +85,30 @@ func speak(url, key, secret, ogg, who string, delay time.Duration, out *report) 
 		out.fail(who, err)
 		return
 	}
+	// Speech starts once the track is published, as a client's would: the SDK's own
+	// file track starts at its transport's bind, up to 2 s earlier in a burst.
 	out.joined(who)
-	<-done
+	next := time.Now()
+	for {
+		packet, err := packets.ReadPacket()
+		if errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			out.fail(who, err)
+			return
+		}
+		duration, err := oggreader.ParsePacketDuration(packet)
+		if err != nil {
+			out.fail(who, err)
+			return
+		}
+		if err := track.WriteSample(media.Sample{Data: packet, Duration: duration}, nil); err != nil {
+			out.fail(who, err)
+			return
+		}
+		next = next.Add(duration)
+		time.Sleep(time.Until(next))
+	}
 }
 
 func main() {
