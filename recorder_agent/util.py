@@ -7,6 +7,7 @@ a helper (the manifest, the uploader and the metrics all write files atomically)
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -138,11 +139,17 @@ def own_cgroups(proc_self_cgroup: str) -> dict[str, str]:
     return found
 
 
+@functools.cache
+def _own_cgroups() -> dict[str, str]:
+    """Read once: a process does not move between cgroups here."""
+    return own_cgroups(_read("/proc/self/cgroup") or "")
+
+
 def _cgroup_file(controller: str, name: str) -> str | None:
     """A cgroup file of this process: in its own cgroup's folder, else at the mount's
     root (inside a container that is the container's own cgroup)."""
     mount = f"{_CGROUP}/{controller}" if controller else _CGROUP
-    own = own_cgroups(_read("/proc/self/cgroup") or "").get(controller, "/")
+    own = _own_cgroups().get(controller, "/")
     for folder in (mount + own.rstrip("/"), mount):
         if (text := _read(f"{folder}/{name}")) is not None:
             return text
