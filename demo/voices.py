@@ -3,11 +3,10 @@
 The voices are ``voicepub`` (``demo/voicepub``, LiveKit's Go SDK, built by ``make`` into
 ``.cache/bin``): each joins its room subscribing to nothing, publishes a microphone and
 then sends it, in real time, the Opus packets of an Ogg file made here (a 440 Hz tone),
-so nothing is encoded or decoded. The
-Python SDK's publishing path cost about 0.07 cores a voice on the 2-core test machines
-(20 voices: its tokio runtime 0.56 cores, Opus 0.25, Python 0.18), so 50 voices needed
-more than the machine and took the recorder's share. voicepub: 0.04-0.06 cores for 10
-voices, 0.10-0.13 for 50 (``bench.e2e_voice``).
+so nothing is encoded or decoded. The Python SDK's publishing path cost about 0.07
+cores a voice on the 2-core test machines (20 voices: its tokio runtime 0.56 cores, Opus
+0.25, Python 0.18), so 50 voices needed more than the machine and took the recorder's
+share. voicepub: 0.04-0.06 cores for 10 voices, 0.10-0.13 for 50 (``bench.e2e_voice``).
 
 >>> voices = Voices([("room-1", "caller"), ("room-1", "agent")])
 >>> await voices.run(seconds=30)       # join, publish, speak, leave
@@ -50,13 +49,12 @@ def find_voicepub() -> str:
 def tone_ogg(seconds: float, folder: Path) -> Path:
     """``seconds`` of a 440 Hz tone as Ogg Opus in 20 ms packets."""
     path = folder / f"tone-{seconds:g}s.ogg"
-    if not path.exists():
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}",
-             "-ar", "48000", "-ac", "1", "-c:a", "libopus", "-b:a", "32k",
-             "-frame_duration", "20", str(path)],
-            check=True,
-        )  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}",
+         "-ar", "48000", "-ac", "1", "-c:a", "libopus", "-b:a", "32k",
+         "-frame_duration", "20", str(path)],
+        check=True,
+    )  # fmt: skip
     return path
 
 
