@@ -11,7 +11,8 @@ sends 10 ms of silence whenever nothing is captured (measured with livekit 1.1),
 the agent's file runs continuously.
 
 Recorders never record each other: the standalone worker joins hidden (others do not
-see it) and carries the attribute ``recorder_agent.role=recorder``, which is skipped.
+see it) as an agent carrying the attribute ``recorder_agent.role=recorder``, and such
+a participant is skipped (``is_recorder``: the attribute alone is not enough).
 """
 
 from __future__ import annotations

@@ -580,9 +580,13 @@ def test_thinner_keeps_the_target_rate_from_any_input_rate():
     assert 148 <= kept <= 152
 
 
-def _participant(identity: str, joined_ms: int, recorder: bool = True) -> api.ParticipantInfo:
+def _participant(
+    identity: str, joined_ms: int, recorder: bool = True, kind: int = api.ParticipantInfo.AGENT
+) -> api.ParticipantInfo:
     attributes = {reconcile.ROLE_ATTRIBUTE: reconcile.RECORDER_ROLE} if recorder else {}
-    return api.ParticipantInfo(identity=identity, joined_at_ms=joined_ms, attributes=attributes)
+    return api.ParticipantInfo(
+        identity=identity, joined_at_ms=joined_ms, attributes=attributes, kind=kind
+    )
 
 
 def test_of_two_recorders_in_a_room_the_one_that_joined_first_stays():
@@ -596,6 +600,14 @@ def test_of_two_recorders_in_a_room_the_one_that_joined_first_stays():
     tie = [_participant("agent-Z", 2000), _participant("agent-Y", 2000)]
     assert reconcile.first_recorder(tie, "agent-Y") and not reconcile.first_recorder(tie, "agent-Z")
     assert reconcile.first_recorder([_participant("caller", 1, recorder=False)], "agent-A")
+
+
+def test_a_caller_who_sets_the_recorder_attribute_on_themselves_is_no_recorder():
+    """Attributes are untrusted: a standard participant carrying the role attribute
+    neither makes a joining recorder leave nor escapes its own recording."""
+    spoof = _participant("caller", 1000, kind=api.ParticipantInfo.STANDARD)
+    assert not reconcile.is_recorder(spoof)
+    assert reconcile.first_recorder([spoof, _participant("agent-A", 2000)], "agent-A")
 
 
 def test_the_room_check_forgets_rooms_that_got_a_recorder_or_ended():

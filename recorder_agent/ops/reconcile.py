@@ -8,8 +8,8 @@ worker that registers later is not sent the rooms that already exist. Measured: 
 10 rooms of a burst were never recorded, and no log line said so.
 
 So the worker's main process lists the rooms every ``reconcile_interval`` seconds. A
-room with no participant marked ``recorder_agent.role=recorder`` (hidden ones are
-listed too) gets a dispatch of this worker's agent (``CreateDispatch`` with the agent
+room with no agent participant marked ``recorder_agent.role=recorder`` (hidden ones
+are listed too) gets a dispatch of this worker's agent (``CreateDispatch`` with the agent
 name, empty for automatic dispatch, reaches the same workers). With an agent name
 (on-demand recording), only rooms that have a dispatch for it count. A room still
 without a recorder ``UNRECORDED_AFTER_S`` after it began is an ERROR line and a count
@@ -124,8 +124,21 @@ class Watch:
 
 
 def is_recorder(participant: api.ParticipantInfo | rtc.Participant) -> bool:
-    """Marked as a recorder: as the server lists it, or as a room sees it."""
-    return participant.attributes.get(ROLE_ATTRIBUTE) == RECORDER_ROLE
+    """Marked as a recorder, as the server lists it or as a room sees it: an agent (a
+    kind that comes from the server-signed token) carrying the role attribute. Anyone
+    allowed to set their own attributes can carry the attribute too; by it alone, they
+    would escape their recording and make a joining recorder leave the room.
+
+    >>> is_recorder(api.ParticipantInfo(kind=api.ParticipantInfo.AGENT,
+    ...                                 attributes={ROLE_ATTRIBUTE: RECORDER_ROLE}))
+    True
+    >>> is_recorder(api.ParticipantInfo(attributes={ROLE_ATTRIBUTE: RECORDER_ROLE}))
+    False
+    """
+    return (
+        participant.kind == api.ParticipantInfo.AGENT
+        and participant.attributes.get(ROLE_ATTRIBUTE) == RECORDER_ROLE
+    )
 
 
 def first_recorder(participants: list[api.ParticipantInfo], identity: str) -> bool:
