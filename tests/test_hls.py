@@ -4,15 +4,21 @@ ffprobe and by decoding through the playlist (FFmpeg's hls demuxer)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import re
+from datetime import datetime
+from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 
 from demo.testsignal import Participant, now_us
 from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
 from recorder_agent.inspection import inspect_file
+from recorder_agent.output.hls import SegmentSink, repair_playlist
+from recorder_agent.output.tsparse import pes_timestamps
 
 from .conftest import ffprobe
 from .decode import decode
@@ -102,3 +108,57 @@ def test_a_crash_loses_at_most_the_open_segment(tmp_path):
     report = inspect_file(open_segment)
     assert report.ok, report.problems
     assert report.duration_s >= fed - 8.0 - 1.0
+
+
+def _ts_across_the_pts_wrap(seconds: int) -> tuple[bytes, int]:
+    """``seconds`` of 30 fps video muxed by FFmpeg with pts from 3 s before 2^33 (26.5 h
+    into a recording), a keyframe each second; and the first pts."""
+    start = (1 << 33) - 3 * 90_000
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 90_000)
+        stream.codec_context.options = {
+            "preset": "ultrafast",
+            "x264-params": "keyint=30:min-keyint=30:scenecut=0:bframes=0",
+        }
+        for i in range(seconds * 30):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64), i % 250, np.uint8), "gray")
+            frame = frame.reformat(format="yuv420p")
+            frame.pts, frame.time_base = start + i * 3000, Fraction(1, 90_000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue(), start
+
+
+def test_segments_are_cut_and_dated_after_26_5_hours_when_pts_wrap(tmp_path):
+    """PES timestamps have 33 bits: 26.5 hours in, they start again from 0. The writer
+    and the repair after a crash keep cutting 2 s segments and dating them in order."""
+    data, start = _ts_across_the_pts_wrap(8)
+    assert pes_timestamps(data) == (start, start + 239 * 3000)  # wrapped in the file
+    hls = SegmentSink(tmp_path, target_s=2.0)
+    hls.origin_utc = 1_700_000_000.0
+    for off in range(0, len(data), 5000):  # as a muxer writes: pieces of any size
+        hls.write(data[off : off + 5000])
+    hls.close()
+
+    def dated(text: str) -> list[tuple[float, float]]:
+        lines = text.splitlines()
+        return [
+            (
+                datetime.fromisoformat(line.split(":", 1)[1]).timestamp(),
+                float(re.match(r"#EXTINF:([\d.]+),", lines[i + 1])[1]),
+            )
+            for i, line in enumerate(lines)
+            if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")
+        ]
+
+    written = dated((tmp_path / "index.m3u8").read_text())
+    assert [round(s, 2) for _, s in written] == [2.0, 2.0, 2.0, 2.0]
+    assert [round(t - written[0][0], 2) for t, _ in written] == [0.0, 2.0, 4.0, 6.0]
+    (tmp_path / "index.m3u8").unlink()  # as if the worker died before listing any
+    last, added = repair_playlist(tmp_path, 2.0, 1_700_000_000.0)
+    assert len(added) == 4 and last == start + 239 * 3000
+    assert dated((tmp_path / "index.m3u8").read_text()) == written

@@ -25,6 +25,7 @@ from .tsparse import (
     pes_timestamps,
     split_whole,
     ts_header,
+    unwrap_pts,
     video_pes_start,
 )
 
@@ -108,7 +109,9 @@ class SegmentSink:
         self._pmt_pids: set[int] = set()
         self._file: FileSink | None = None
         self._seq = 0
-        self._start_pts: int | None = None  # first video pts of the open segment
+        # Video pts of the open segment's first frame, and the last one: unwrapped,
+        # so that segments are cut and dated right after the 33 bits wrap (26.5 h).
+        self._start_pts: int | None = None
         self._last_pts: int | None = None
         self._frame_pts = _FRAME_PTS  # last video pts step seen (for the last EXTINF)
         self.segments: list[Segment] = []
@@ -177,6 +180,8 @@ class SegmentSink:
         if video_pes_start(pkt, pusi, payload):
             pts = pes_pts(pkt[payload:])
             if pts is not None:
+                if self._last_pts is not None:  # past 26.5 hours, on from 2^33
+                    pts = unwrap_pts(pts, self._last_pts)
                 if self._start_pts is None:
                     self._start_pts = pts  # the first segment starts with the first frame
                 elif is_random_access(pkt) and pts - self._start_pts >= self.target:
@@ -266,15 +271,17 @@ def repair_playlist(
     folder = Path(folder)
     listed = listed_segments(folder / PLAYLIST)
     segments: list[Segment] = []
-    start = 0
+    start: int | None = None  # where the next segment starts; unwrapped (see unwrap_pts)
     for name, seconds in listed:
         head = folder / name
         first = pes_timestamps(_read_whole_packets(head, _HEAD_BYTES))[0] if head.exists() else None
-        start = first if first is not None else start
+        if first is not None:
+            start = first if start is None else unwrap_pts(first, start)
+        start = start or 0
         segments.append(Segment(name, seconds, start))
         start += round(seconds * VIDEO_CLOCK)
     known = {name for name, _ in listed}
-    last: int | None = start if segments else None
+    last = start
     added: list[Path] = []
     paths = [p for p in sorted(folder.glob(SEGMENT_GLOB)) if p.name not in known]
     for path in paths:
@@ -285,6 +292,8 @@ def repair_playlist(
             end = pes_timestamps(_read_whole_packets(path, None))[1]
         if first is None or end is None:
             continue
+        shift = 0 if last is None else unwrap_pts(first, last) - first
+        first, end = first + shift, end + shift
         if added:  # an unlisted segment before this one ends where this one starts
             prev = segments[-1]
             segments[-1] = Segment(

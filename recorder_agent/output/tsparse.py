@@ -10,6 +10,7 @@ from __future__ import annotations
 
 TS_PACKET = 188
 SYNC_BYTE = 0x47
+PTS_WRAP = 1 << 33  # PES timestamps count 90 kHz ticks in 33 bits
 
 
 def split_whole(pending: bytearray) -> tuple[bytearray, bytearray]:
@@ -54,6 +55,18 @@ def pes_pts(pes: bytes | memoryview) -> int | None:
     )
 
 
+def unwrap_pts(pts: int, near: int) -> int:
+    """The timestamp equal to ``pts`` modulo 2^33 that is closest to ``near``: a PES
+    timestamp has 33 bits and wraps after 26.5 hours at 90 kHz.
+
+    >>> unwrap_pts(5, near=PTS_WRAP - 10)  # just after a wrap
+    8589934597
+    >>> unwrap_pts(PTS_WRAP - 10, near=PTS_WRAP + 5), unwrap_pts(7, near=0)
+    (8589934582, 7)
+    """
+    return pts + (near - pts + PTS_WRAP // 2) // PTS_WRAP * PTS_WRAP
+
+
 def video_pes_start(pkt: bytes | memoryview, pusi: bool, payload: int) -> bool:
     """Whether this packet starts a video PES (stream id 0xE0-0xEF)."""
     return pusi and pkt[payload : payload + 3] == b"\0\0\1" and (pkt[payload + 3] & 0xF0 == 0xE0)
@@ -66,7 +79,8 @@ def is_random_access(pkt: bytes | memoryview) -> bool:
 
 def pes_timestamps(data: bytes) -> tuple[int | None, int | None]:
     """(first, last) PTS of the PES packets (any stream) that start in ``data``, a run
-    of whole TS packets; ``(None, None)`` when none does."""
+    of whole TS packets; ``(None, None)`` when none does. ``last`` is the highest, on
+    ``first``'s count of wraps (``unwrap_pts``)."""
     first = last = None
     for off in range(0, len(data) - len(data) % TS_PACKET, TS_PACKET):
         pkt = data[off : off + TS_PACKET]
@@ -77,5 +91,5 @@ def pes_timestamps(data: bytes) -> tuple[int | None, int | None]:
             pts = pes_pts(pkt[payload:])
             if pts is not None:
                 first = pts if first is None else first
-                last = pts if last is None else max(last, pts)
+                last = pts if last is None else max(last, unwrap_pts(pts, last))
     return first, last

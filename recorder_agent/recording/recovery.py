@@ -26,7 +26,7 @@ from ..log import logger as log
 from ..ops.upload import UploadQueue
 from ..output.hls import PLAYLIST, listed_segments, repair_playlist
 from ..output.sink import being_written
-from ..output.tsparse import TS_PACKET, pes_timestamps
+from ..output.tsparse import TS_PACKET, pes_timestamps, unwrap_pts
 from ..util import VIDEO_CLOCK, utc_iso
 from .manifest import Manifest
 
@@ -91,6 +91,9 @@ def _close_out(
     elif media is not None and media.exists():
         if media.stat().st_size:
             pts = last_pts(media)
+            if pts is not None:  # the wraps of 2^33 since the start: the manifest knows
+                written_s = manifest.counters.get("media_seconds", 0.0)
+                pts = unwrap_pts(pts, near=offset + round(written_s * VIDEO_CLOCK))
             files = [(media, "recording")]
         else:
             media.unlink()
