@@ -52,7 +52,7 @@ from .recording import ParticipantRecording
 from .recording.latency import BufferStats, average_delay_us
 
 AUDIO_FRAME_MS = 100  # audio handed over per FFI event (the SDK joins its 10 ms frames)
-STATS_TICK_S = 0.25  # a reading per recording with audio and video, four times a second
+STATS_TICK_S = 0.25  # a reading per recording with video, four times a second
 _STREAM_CLOSE_TIMEOUT = 2.0
 
 
@@ -185,15 +185,24 @@ async def _close_stream(stream: rtc.VideoStream) -> None:
 
 class DelayProbe:
     """Reads one recording's audio and video inbound stats and passes the receive
-    delays (and the frames the receiver dropped) down to the recording."""
+    delays (and the frames the receiver dropped) down to the recording.
 
-    def __init__(self, rec: ParticipantRecording) -> None:
+    ``counted`` (track sid → frames dropped already counted) is the room's, shared by
+    the probes of successive recordings: a recording counts the receiver's drops from
+    its own start, on every video track it has had."""
+
+    def __init__(self, rec: ParticipantRecording, counted: dict[str, int]) -> None:
         self.rec = rec
         self._last: dict[str, BufferStats] = {}  # track sid → previous snapshot
+        self._counted = counted
+        self._dropped = 0
 
-    async def read(self, audio: rtc.Track, video: rtc.Track) -> None:
+    async def read(self, audio: rtc.Track | None, video: rtc.Track) -> None:
+        """One reading; without an audio track, only the drops are counted."""
         delays = {}
         for kind, track in (("audio", audio), ("video", video)):
+            if track is None:
+                continue
             inbound = await _inbound(track)
             if inbound is None:
                 continue
@@ -207,9 +216,20 @@ class DelayProbe:
             self._last[track.sid] = now
             delays[kind] = average_delay_us(before, now, video=kind == "video")
             if kind == "video":
-                self.rec.stats.count_drop("receiver_dropped", inbound.frames_dropped)
+                self.count_drops(track.sid, inbound.frames_dropped)
         # Sent even when unknown: video frames wait for the reading's time (latency.py).
-        self.rec.set_receive_delays(delays.get("audio"), delays.get("video"))
+        if audio is not None:
+            self.rec.set_receive_delays(delays.get("audio"), delays.get("video"))
+
+    def count_drops(self, sid: str, total: int) -> None:
+        """The track's lifetime count, less what was counted before (a resubscribed
+        track's count starts again from 0)."""
+        before = self._counted.get(sid, 0)
+        self._counted[sid] = total
+        new = total - before if total >= before else total
+        if new > 0:
+            self._dropped += new
+            self.rec.stats.count_drop("receiver_dropped", self._dropped)
 
 
 async def _inbound(track: rtc.Track) -> Any:

@@ -92,6 +92,7 @@ class RoomRecorder:
         self._tracks: dict[str, rtc.Track] = {}  # track sid → the track being consumed
         self._sources: dict[str, str] = {}  # track sid → its source ("microphone", …)
         self._probes: dict[tuple[str, str], DelayProbe] = {}
+        self._receiver_drops: dict[str, int] = {}  # video track sid → drops counted
         self._grace: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._progress_meters: dict[tuple[str, str], RateMeter] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -361,8 +362,9 @@ class RoomRecorder:
         task.add_done_callback(self._closing.discard)
 
     async def _read_delays(self) -> None:
-        """The receive delays of each recording with both audio and video, from its
-        tracks' stats (see receive.py); audio-only recordings cost nothing here."""
+        """The receive delays of each recording with both audio and video, and the frames
+        the receiver dropped of each with video, from its tracks' stats (see receive.py);
+        audio-only recordings cost nothing here."""
         while True:
             await asyncio.sleep(STATS_TICK_S)
             for key, rec in list(self._recordings.items()):
@@ -372,11 +374,11 @@ class RoomRecorder:
                         by_kind[track.kind] = track
                 audio = by_kind.get(rtc.TrackKind.KIND_AUDIO)
                 video = by_kind.get(rtc.TrackKind.KIND_VIDEO)
-                if audio is None or video is None or self._recordings.get(key) is not rec:
+                if video is None or self._recordings.get(key) is not rec:
                     continue  # a roll-over or a close during an earlier await
                 probe = self._probes.get(key)
                 if probe is None or probe.rec is not rec:
-                    probe = self._probes[key] = DelayProbe(rec)
+                    probe = self._probes[key] = DelayProbe(rec, self._receiver_drops)
                 await probe.read(audio, video)
 
     async def _log_progress(self) -> None:

@@ -1,12 +1,14 @@
 """Audio goes from the SDK's callback straight into the recording (receive.AudioFeed),
-with the SDK's real native streams: a local track fed by an ``rtc.AudioSource``."""
+with the SDK's real native streams: a local track fed by an ``rtc.AudioSource``. And the
+receiver's dropped frames are counted once (receive.DelayProbe)."""
 
 import asyncio
 
 import numpy as np
 from livekit import rtc
 
-from recorder_agent.receive import AudioFeed, _audio_router
+from recorder_agent.receive import AudioFeed, DelayProbe, _audio_router
+from recorder_agent.recording import RecordingStats
 from recorder_agent.util import monotonic_us
 
 
@@ -104,3 +106,28 @@ def test_a_stream_that_is_not_ours_gets_its_own_frames():
         await theirs.aclose()
 
     asyncio.run(run())
+
+
+class Counted:
+    """What a probe offers drops to: a recording's ``stats``."""
+
+    def __init__(self) -> None:
+        self.stats = RecordingStats()
+
+
+def test_the_receivers_drops_are_counted_once_across_roll_overs_and_new_tracks():
+    """Each recording counts the frames the receiver dropped from its own start, on every
+    video track it has had; a resubscribed track's count starts from 0 again."""
+    counted: dict[str, int] = {}
+    first, second = Counted(), Counted()
+    probe = DelayProbe(first, counted)
+    for total in (0, 3, 5):
+        probe.count_drops("TR_v1", total)
+    assert first.stats.dropped == {"receiver_dropped": 5}
+    probe = DelayProbe(second, counted)  # the file rolled over; same track
+    probe.count_drops("TR_v1", 7)
+    probe.count_drops("TR_v2", 1)  # the camera was published again
+    probe.count_drops("TR_v2", 0)  # and resubscribed: its count restarted
+    probe.count_drops("TR_v2", 2)
+    assert second.stats.dropped == {"receiver_dropped": 5}
+    assert first.stats.dropped == {"receiver_dropped": 5}
