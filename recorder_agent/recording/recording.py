@@ -243,6 +243,8 @@ class ParticipantRecording:
                     return item.reason
             except ValueError as e:
                 self._refused(e)
+                if isinstance(item, msg.Close):  # the file still ends, with what it has
+                    return item.reason
             self._housekeeping()
 
     def _refused(self, e: ValueError) -> None:
