@@ -7,6 +7,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from livekit import rtc
 from demo.testsignal import VBT, Participant, luma_frame, now_us, tone
 from recorder_agent import ParticipantRecording, RecordingInfo, RecordingState
 from recorder_agent.inspection import inspect_file
+from recorder_agent.ops.metrics import StatsPublisher, WorkerStats
 
 from .decode import decode
 
@@ -251,3 +253,20 @@ def test_a_cgroup_cpu_limit_sets_the_cores_and_the_machine_share(tmp_path):
     finally:
         for g in groups:
             g.rmdir()
+
+
+def test_workers_on_other_hosts_sharing_the_output_folder_keep_their_stats(config, monkeypatch):
+    """Another container's job files (its pids mean nothing here) are neither counted
+    as this worker's jobs, nor folded into its totals, nor deleted."""
+    row = {"bytes_written": 1_000_000, "video_frames_encoded": 30}
+    with monkeypatch.context() as m:
+        m.setattr(socket, "gethostname", lambda: "other-host")
+        foreign = StatsPublisher(config.output_dir, lambda: [row])
+        foreign.publish()
+    stats = WorkerStats(config)
+    stats.fold_stale()
+    StatsPublisher(config.output_dir, lambda: [{"bytes_written": 10}]).publish()
+    for _ in range(3):
+        live, totals = stats.snapshot()
+        assert live == [{"bytes_written": 10}] and totals["bytes_written"] == 10
+    assert foreign.path.exists()

@@ -2,8 +2,10 @@
 
 Recordings live in job processes, one per room. The worker's main process serves
 ``/metrics`` and answers LiveKit's load queries. Between them is a folder of small
-JSON files, one per job (``<output_dir>/.stats/<pid>-<job>.json``), rewritten every
-second by ``StatsPublisher`` and read by ``WorkerStats``. A job's last numbers (its
+JSON files, one per job (``<output_dir>/.stats/<host>/<pid>-<job>.json``), rewritten
+every second by ``StatsPublisher`` and read by ``WorkerStats``. Per host: workers in
+other containers that share the output folder keep theirs apart (their pids mean
+nothing here, and each would count the other's jobs as its own). A job's last numbers (its
 file marked final, or its process dead) are folded into the worker's totals, so
 counters never go backwards.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import threading
 import time
 import uuid
@@ -28,9 +31,17 @@ from typing import Any
 
 from ..config import RecorderConfig
 from ..log import logger as log
+from ..output.naming import safe_component
 from ..util import available_cores, write_atomically
 
 STATS_DIR = ".stats"
+
+
+def stats_folder(output_dir: Path) -> Path:
+    """Where this host's job processes and worker share their stats files."""
+    return Path(output_dir) / STATS_DIR / safe_component(socket.gethostname())
+
+
 COUNTERS = (
     "bytes_written",
     "video_frames_encoded",
@@ -54,7 +65,7 @@ class StatsPublisher:
 
     def __init__(self, output_dir: Path, source: Callable[[], Iterable[dict[str, Any]]]) -> None:
         job = uuid.uuid4().hex[:12]
-        self.path = Path(output_dir) / STATS_DIR / f"{os.getpid()}-{job}.json"
+        self.path = stats_folder(output_dir) / f"{os.getpid()}-{job}.json"
         self._source = source
         self._task: asyncio.Task[None] | None = None
 
@@ -85,7 +96,7 @@ class WorkerStats:
 
     def __init__(self, config: RecorderConfig, uploader: Any | None = None) -> None:
         self.config = config
-        self.folder = config.output_dir / STATS_DIR
+        self.folder = stats_folder(config.output_dir)
         self.uploader = uploader
         self.webhooks: Any | None = None  # the WebhookSender, when webhooks are on
         self.reconciler: Any | None = None  # the Reconciler, in the standalone worker
