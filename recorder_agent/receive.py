@@ -6,9 +6,9 @@ Why, measured with livekit 1.1.21:
 * The SDK's native video queue defaults to **one** frame (``queue_size_frames`` unset
   means "latest only"), and ``VideoStream(capacity=n)`` adds a Python ring that drops
   its oldest frame when full. A browser run logged ``native video stream queue
-  overflow`` in 7 of 11 runs while our manifest said nothing was dropped. Both SDK
-  queues are unbounded here: a consumer only moves a frame into its recording's
-  bounded inbox, which counts every frame it drops.
+  overflow`` in 7 of 11 runs while our manifest said nothing was dropped. The native
+  queue is unbounded here, and never fills: each frame goes on into its recording's
+  bounded inbox as the SDK hands it over, and the inbox counts every frame it drops.
 * Video's ``timestamp_us`` is libwebrtc's render time, audio's clock is NetEq's
   playout: each carries its own receive delay (see recording/latency.py). The delays
   are read from the inbound-rtp stats, four times a second, for each recording that
@@ -29,17 +29,19 @@ Why, measured with livekit 1.1.21:
   tokio threads, which run the callback, went from 0.030 to 0.011 per room. The cost:
   when a track ends, the SDK drops the part of a frame it has not filled, up to 90 ms
   of its last audio.
-* The frame goes from that callback straight into the recording (``AudioFeed``). Through
-  ``rtc.AudioStream`` every 10 ms frame woke the event loop once per audio stream of
-  the process (each stream's subscriber sees every audio event, so N streams cost N²
-  wake-ups). A job process recording two voices spent 0.135 cores in its Python
-  threads that way, 0.077 without the loop (per-thread CPU over 15 s, 5 such rooms).
+* Frames go from that callback straight into the recording (``AudioFeed``,
+  ``VideoFeed``). Through ``rtc.AudioStream`` every 10 ms frame woke the event loop
+  once per audio stream of the process (each stream's subscriber sees every audio
+  event, so N streams cost N² wake-ups). A job process recording two voices spent
+  0.135 cores in its Python threads that way, 0.077 without the loop (per-thread CPU
+  over 15 s, 5 such rooms). Video through ``rtc.VideoStream`` waited for the loop
+  too: a loop more than ``gap_fill_delay`` behind had its file repeat the last picture,
+  and the real frames that came after it were then refused as late.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from typing import Any
 
@@ -53,42 +55,34 @@ from .recording.latency import BufferStats, average_delay_us
 
 AUDIO_FRAME_MS = 100  # audio handed over per FFI event (the SDK joins its 10 ms frames)
 STATS_TICK_S = 0.25  # a reading per recording with video, four times a second
-_STREAM_CLOSE_TIMEOUT = 2.0
 
 
-class _VideoStream(rtc.VideoStream):
-    """``rtc.VideoStream`` whose native queue is unbounded (the SDK's default is one
-    frame, and it drops the rest with a log line only)."""
+class Feed:
+    """One SDK native stream whose frames go into a recording from the SDK's callback
+    thread, through the process's one ``_Router``: no event-loop hop, no per-stream
+    subscriber on the FFI queue. ``cancel`` stops it at once."""
 
-    def _create_owned_stream(self) -> Any:
-        assert self._track is not None
-        req = ffi_pb2.FfiRequest()
-        new = req.new_video_stream
-        new.track_handle = self._track._ffi_handle.handle
-        new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
-        new.normalize_stride = True
-        new.queue_size_frames = 0  # unbounded
-        return FfiClient.instance.request(req).new_video_stream.stream
+    def __init__(self, request: ffi_pb2.FfiRequest, rec: ParticipantRecording) -> None:
+        self._rec = rec
+        self._router = _frame_router()
+        with self._router.lock:  # no frame of the new stream is seen before it is ours
+            response = FfiClient.instance.request(request)
+            stream = getattr(response, request.WhichOneof("message")).stream
+            self._handle = FfiHandle(stream.handle.id)
+            self._router.feeds[self._handle.handle] = self
+
+    def push(self, received: Any) -> None:
+        """One ``frame_received`` of this stream, in the SDK's callback."""
+        raise NotImplementedError
+
+    def cancel(self) -> None:
+        """Stop: no frame reaches the recording after this returns."""
+        self._router.drop(self._handle.handle)
+        self._handle.dispose()
 
 
-async def consume_video(track: rtc.Track, rec: ParticipantRecording) -> None:
-    """Move every decoded frame of ``track`` into ``rec`` until cancelled."""
-    stream = _VideoStream(track)
-    try:
-        async for ev in stream:
-            rec.push_video(ev.frame, ev.timestamp_us, ev.rotation)
-    finally:
-        await _close_stream(stream)
-
-
-class AudioFeed:
-    """Moves one audio track's frames into a recording from the SDK's callback thread,
-    each stamped as it is handed over; ``cancel`` stops it at once.
-
-    It opens the SDK's native stream itself (what ``rtc.AudioStream`` does) and takes
-    that stream's events in the process's one ``_AudioRouter`` filter: no event-loop
-    hop, no per-stream subscriber on the FFI queue.
-    """
+class AudioFeed(Feed):
+    """An audio track's frames, ``AUDIO_FRAME_MS`` each, stamped as they are handed over."""
 
     def __init__(
         self, track: rtc.Track, rec: ParticipantRecording, sample_rate: int, channels: int
@@ -101,33 +95,42 @@ class AudioFeed:
         new.queue_size_frames = 0
         new.frame_size_ms = AUDIO_FRAME_MS
         new.type = audio_frame_pb2.AudioStreamType.AUDIO_STREAM_NATIVE
-        self._rec = rec
-        self._router = _audio_router()
-        with self._router.lock:  # no frame of the new stream is seen before it is ours
-            stream = FfiClient.instance.request(req).new_audio_stream.stream
-            self._handle = FfiHandle(stream.handle.id)
-            self._router.feeds[self._handle.handle] = self
+        super().__init__(req, rec)
 
-    def push(self, frame: rtc.AudioFrame) -> None:
-        self._rec.push_audio(frame)  # stamped now: as the SDK hands it over
-
-    def cancel(self) -> None:
-        """Stop: no frame reaches the recording after this returns."""
-        self._router.drop(self._handle.handle)
-        self._handle.dispose()
+    def push(self, received: Any) -> None:
+        self._rec.push_audio(rtc.AudioFrame._from_owned_info(received.frame))  # stamped now
 
 
-class _AudioRouter:
-    """The FFI queue's filter for every ``AudioFeed`` of the process, run in the SDK's
-    callback. Events of streams that are not ours (an agent's own ``rtc.AudioStream``)
-    are left to their subscribers; frames that come for a stream after its feed was
-    cancelled are released, until its end-of-stream."""
+class VideoFeed(Feed):
+    """A video track's decoded frames, each with its render time, all of them: the
+    native queue is unbounded (the SDK's default keeps one frame and drops the rest
+    with a log line only), and the callback moves each frame on as it comes."""
+
+    def __init__(self, track: rtc.Track, rec: ParticipantRecording) -> None:
+        req = ffi_pb2.FfiRequest()
+        new = req.new_video_stream
+        new.track_handle = track._ffi_handle.handle
+        new.type = video_frame_pb2.VideoStreamType.VIDEO_STREAM_NATIVE
+        new.normalize_stride = True
+        new.queue_size_frames = 0
+        super().__init__(req, rec)
+
+    def push(self, received: Any) -> None:
+        frame = rtc.VideoFrame._from_owned_info(received.buffer)
+        self._rec.push_video(frame, received.timestamp_us, received.rotation)
+
+
+class _Router:
+    """The FFI queue's filter for every ``Feed`` of the process, run in the SDK's
+    callback. Events of streams that are not ours (an agent's own ``rtc.AudioStream``
+    or ``rtc.VideoStream``) are left to their subscribers; frames that come for a
+    stream after its feed was cancelled are released, until its end-of-stream."""
 
     CLOSING_KEPT = 1024  # cancelled streams whose end-of-stream has not come yet
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.feeds: dict[int, AudioFeed] = {}
+        self.feeds: dict[int, Feed] = {}
         self._closing: dict[int, None] = {}  # insertion-ordered set
         # Bound to the creator's loop, which never sees an item: the filter queues none.
         FfiClient.instance.queue.subscribe(asyncio.get_running_loop(), filter_fn=self._route)
@@ -142,45 +145,41 @@ class _AudioRouter:
     def _route(self, event: Any) -> bool:
         """The queue's filter: handle our streams' events, and never queue anything.
         Under the lock, so that ``drop`` waits for a frame being pushed."""
-        if event.WhichOneof("message") != "audio_stream_event":
+        which = event.WhichOneof("message")
+        owned = _OWNED.get(which)
+        if owned is None:
             return False
-        ev = event.audio_stream_event
+        ev = getattr(event, which)
         handle = ev.stream_handle
         try:
             with self.lock:
                 feed = self.feeds.get(handle)
                 if ev.HasField("frame_received"):
-                    frame = ev.frame_received.frame
                     if feed is not None:
-                        feed.push(rtc.AudioFrame._from_owned_info(frame))
+                        feed.push(ev.frame_received)
                     elif handle in self._closing:
-                        FfiHandle(frame.handle.id).dispose()
+                        FfiHandle(getattr(ev.frame_received, owned).handle.id).dispose()
                 elif ev.HasField("eos"):
                     self.feeds.pop(handle, None)
                     self._closing.pop(handle, None)
         except Exception:  # never into the SDK's thread; the queue would deliver it
-            log.exception("audio frame of stream %d not recorded", handle)
+            log.exception("frame of stream %d not recorded", handle)
         return False
 
 
-_router: _AudioRouter | None = None
+# The field of a frame_received that owns the SDK's buffer, by event kind.
+_OWNED = {"audio_stream_event": "frame", "video_stream_event": "buffer"}
+_router: _Router | None = None
 _router_lock = threading.Lock()
 
 
-def _audio_router() -> _AudioRouter:
+def _frame_router() -> _Router:
     """The process's one router (jobs may run as threads of one process)."""
     global _router
     with _router_lock:
         if _router is None:
-            _router = _AudioRouter()
+            _router = _Router()
         return _router
-
-
-async def _close_stream(stream: rtc.VideoStream) -> None:
-    # A consumer waiting in `async for` is never woken by aclose (livekit 1.1.x):
-    # we get here by cancelling the consumer, and bound the wait for the SDK.
-    with contextlib.suppress(Exception, asyncio.CancelledError):
-        await asyncio.wait_for(stream.aclose(), _STREAM_CLOSE_TIMEOUT)
 
 
 class DelayProbe:

@@ -2,8 +2,9 @@
 
 One ``RoomRecorder`` per room (one job). It turns the room's events into recordings:
 one ``ParticipantRecording`` per participant for camera and microphone, and, by
-default, another for screen share and its audio. Each subscribed track gets a small
-consumer task that moves frames from the SDK's stream into the recording.
+default, another for screen share and its audio. Each subscribed track gets a feed
+(receive.py) that moves frames from the SDK's stream into the recording, on the SDK's
+own thread.
 
 Inside your own agent it can also record the agent's own published tracks
 (``record_self``): the SDK's ``AudioStream`` reads a local track before encoding, and
@@ -30,7 +31,7 @@ from .log import logger as log
 from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
 from .ops.reconcile import is_recorder
-from .receive import STATS_TICK_S, AudioFeed, DelayProbe, consume_video
+from .receive import STATS_TICK_S, AudioFeed, DelayProbe, Feed, VideoFeed
 from .recording import ParticipantRecording, RecordingInfo
 from .recording.info import RateMeter
 from .util import printable
@@ -87,7 +88,7 @@ class RoomRecorder:
         self.record_self = record_self
         # (participant sid, group) → its recording; group is "" (camera/mic) or "screen"
         self._recordings: dict[tuple[str, str], ParticipantRecording] = {}
-        self._feeds: dict[str, asyncio.Task[None] | AudioFeed] = {}  # track sid → consumer
+        self._feeds: dict[str, Feed] = {}  # track sid → what moves its frames
         self._track_group: dict[str, tuple[str, str]] = {}  # track sid → recording key
         self._tracks: dict[str, rtc.Track] = {}  # track sid → the track being consumed
         self._sources: dict[str, str] = {}  # track sid → its source ("microphone", …)
@@ -178,7 +179,7 @@ class RoomRecorder:
 
     def _pick_up_tracks(self, participant: rtc.RemoteParticipant) -> None:
         """Record the participant's subscribed tracks that are not recorded yet (an
-        attribute change must not restart a consumer that is running)."""
+        attribute change must not restart a feed that is running)."""
         for pub in participant.track_publications.values():
             if pub.track is not None and pub.subscribed and pub.sid not in self._feeds:
                 self._on_track_subscribed(pub.track, pub, participant)
@@ -257,13 +258,13 @@ class RoomRecorder:
         key: tuple[str, str],
         rec: ParticipantRecording,
     ) -> None:
-        """Start the consumer task that moves ``track``'s frames into ``rec``."""
+        """Start the feed that moves ``track``'s frames into ``rec``."""
         self._stop_track(sid)
         self._track_group[sid] = key
         self._tracks[sid] = track
         self._sources[sid] = source
         if track.kind == rtc.TrackKind.KIND_VIDEO:
-            self._feeds[sid] = asyncio.create_task(consume_video(track, rec), name=f"track:{sid}")
+            self._feeds[sid] = VideoFeed(track, rec)
         else:
             cfg = self.config
             self._feeds[sid] = AudioFeed(track, rec, cfg.audio_sample_rate, cfg.audio_channels)

@@ -3,11 +3,12 @@ with the SDK's real native streams: a local track fed by an ``rtc.AudioSource``.
 receiver's dropped frames are counted once (receive.DelayProbe)."""
 
 import asyncio
+import time
 
 import numpy as np
 from livekit import rtc
 
-from recorder_agent.receive import AudioFeed, DelayProbe, _audio_router
+from recorder_agent.receive import AudioFeed, DelayProbe, VideoFeed, _frame_router
 from recorder_agent.recording import RecordingStats
 from recorder_agent.util import monotonic_us
 
@@ -72,7 +73,7 @@ def test_nothing_reaches_the_recording_after_cancel_and_the_stream_is_forgotten(
         feed.cancel()
         count = len(got.frames)
         await _speak(source, range(11, 31))
-        router = _audio_router()
+        router = _frame_router()
         await _until(lambda: not router._closing)
         assert len(got.frames) == count
         assert not router.feeds and not router._closing  # its end-of-stream came
@@ -131,3 +132,39 @@ def test_the_receivers_drops_are_counted_once_across_roll_overs_and_new_tracks()
     probe.count_drops("TR_v2", 2)
     assert second.stats.dropped == {"receiver_dropped": 5}
     assert first.stats.dropped == {"receiver_dropped": 5}
+
+
+class Watcher:
+    """What a recording offers a video feed: ``push_video``, from the SDK's thread."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, int, int]] = []  # (luma, render time, when pushed)
+
+    def push_video(self, frame: rtc.VideoFrame, timestamp_us: int, rotation: int) -> None:
+        self.frames.append((frame.data[0], timestamp_us, monotonic_us()))
+
+
+def test_video_frames_reach_the_recording_while_the_event_loop_is_busy():
+    """Each decoded frame goes on from the SDK's callback: a job process whose event loop
+    is busy (or starved) still gets its frames in order, each when it comes."""
+
+    async def run() -> None:
+        source = rtc.VideoSource(64, 64)
+        track = rtc.LocalVideoTrack.create_video_track("cam", source)
+        got = Watcher()
+        feed = VideoFeed(track, got)
+        started = monotonic_us()
+        for i in range(1, 11):  # the loop is blocked for all of it: no await
+            frame = rtc.VideoFrame(64, 64, rtc.VideoBufferType.I420, bytearray(64 * 96))
+            frame.data[: 64 * 64] = bytes([i * 10]) * (64 * 64)
+            source.capture_frame(frame, timestamp_us=i * 33_333)
+            time.sleep(0.03)
+        blocked_until = monotonic_us()
+        assert [luma for luma, _, _ in got.frames] == [i * 10 for i in range(1, 11)]
+        assert all(started <= pushed <= blocked_until for _, _, pushed in got.frames)
+        feed.cancel()
+        source.capture_frame(frame)
+        await asyncio.sleep(0.2)
+        assert len(got.frames) == 10
+
+    asyncio.run(run())
