@@ -42,6 +42,12 @@ RENDER_DELAY_US = 10_000  # libwebrtc's fixed render delay, part of video's rend
 # after a job process starved for 0.75 s beside stress-ng --cpu 2: a real difference.
 MAX_SHIFT_US = 2_000_000
 MAX_HOLD_US = 400_000  # longest a video frame waits for its reading (one per 0.25 s)
+# How long the first frames wait for the first reading. Video comes from the SDK's
+# thread (receive.py), but readings come through the job's event loop, which is busiest
+# setting the room up: beside stress-ng --cpu 1, a first flash 0.06 s into a file left
+# unshifted after MAX_HOLD_US was 111.6 ms off. Only until the file opens: before, no
+# picture is placed (not even black), so none can overtake the frames waiting.
+FIRST_HOLD_US = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -98,10 +104,21 @@ class DelayLine(Generic[T]):
     [('d', 10000)]
     >>> line.push(460_000, 465_000, "e"), line.due(now_us=900_000)  # no reading: the newest
     ([], [('e', 10000)])
+
+    The first frames wait ``first_hold_us`` for the first reading instead, until one
+    leaves or ``end_first_hold``:
+
+    >>> line = DelayLine(max_hold_us=400_000, first_hold_us=2_000_000)
+    >>> line.expect_readings()
+    >>> line.push(0, 5_000, "a"), line.due(now_us=1_000_000), line.due(now_us=2_000_000)
+    ([], [], [('a', 0)])
+    >>> line.push(2_100_000, 2_105_000, "b"), line.due(now_us=2_500_000)  # then the usual
+    ([], [('b', 0)])
     """
 
-    def __init__(self, max_hold_us: int) -> None:
+    def __init__(self, max_hold_us: int, first_hold_us: int = 0) -> None:
         self.max_hold_us = max_hold_us
+        self._hold_us = max(max_hold_us, first_hold_us)  # max_hold_us once a frame left
         self._held: deque[tuple[int, int, T]] = deque()  # (arrival, timestamp, frame)
         self._expect = False
         self._audio_us: int | None = None
@@ -132,9 +149,14 @@ class DelayLine(Generic[T]):
         self._video_us = self._video_us if video_us is None else video_us
         return self._release(at_us, lead=True)
 
+    def end_first_hold(self) -> None:
+        """From now on, frames wait ``max_hold`` at most."""
+        self._hold_us = self.max_hold_us
+
     def due(self, now_us: int) -> list[tuple[T, int]]:
-        """Frames that waited ``max_hold`` leave with the newest reading."""
-        return self._release(now_us - self.max_hold_us)
+        """Frames that waited ``max_hold`` (the first ones: ``first_hold``) leave with
+        the newest reading."""
+        return self._release(now_us - self._hold_us)
 
     def flush(self) -> list[tuple[T, int]]:
         return self._release(None)
@@ -150,6 +172,7 @@ class DelayLine(Generic[T]):
                 break
             self._held.popleft()
             out.append((item, self._shift(ts)))
+            self.end_first_hold()
         return out
 
     def _shift(self, ts: int) -> int:

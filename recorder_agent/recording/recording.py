@@ -34,7 +34,7 @@ from ..util import (
 from . import inbox as msg
 from . import sync as step
 from .info import RateMeter, RecordingInfo, RecordingState, RecordingStats, RecordingStatus
-from .latency import MAX_HOLD_US, DelayLine
+from .latency import FIRST_HOLD_US, MAX_HOLD_US, DelayLine
 from .ledger import Ledger
 from .quality import Change, Governor, Thinner, ladder
 from .sync import AvSync, Origin, Step
@@ -86,7 +86,7 @@ class ParticipantRecording:
         # Video waits for the receive-delay reading that covers it (latency.py), never
         # past the fill delay: a repeated picture must not overtake a waiting frame.
         hold = min(MAX_HOLD_US, int(config.gap_fill_delay * 0.8e6))
-        self._line: DelayLine[msg.VideoIn] = DelayLine(hold)
+        self._line: DelayLine[msg.VideoIn] = DelayLine(hold, FIRST_HOLD_US if hold else 0)
         # Graceful overload (quality.py), once the encoders run with video.
         self._governor: Governor | None = None
         self._thinner = Thinner(config.nominal_fps)  # or a lowered level's rate
@@ -402,6 +402,7 @@ class ParticipantRecording:
             fill_interval_us=int(cfg.video_fill_interval * 1e6),
             video=canvas is not None,
         )
+        self._line.end_first_hold()  # pictures may be placed from now on (latency.py)
         if canvas is None:
             self._event("started", audio_only=True)
         else:
