@@ -64,6 +64,7 @@ class Feed:
 
     def __init__(self, request: ffi_pb2.FfiRequest, rec: ParticipantRecording) -> None:
         self._rec = rec
+        self._failed = False
         self._router = _frame_router()
         with self._router.lock:  # no frame of the new stream is seen before it is ours
             response = FfiClient.instance.request(request)
@@ -71,8 +72,18 @@ class Feed:
             self._handle = FfiHandle(stream.handle.id)
             self._router.feeds[self._handle.handle] = self
 
+    def take(self, received: Any) -> None:
+        """One ``frame_received`` of this stream, in the SDK's callback: into the
+        recording, or counted (and logged once per stream) if it cannot be read."""
+        try:
+            self.push(received)
+        except Exception:
+            self._rec.stats.count_drop("unreadable_frame")
+            if not self._failed:
+                self._failed = True
+                log.exception("stream %d: a frame could not be read", self._handle.handle)
+
     def push(self, received: Any) -> None:
-        """One ``frame_received`` of this stream, in the SDK's callback."""
         raise NotImplementedError
 
     def cancel(self) -> None:
@@ -156,7 +167,7 @@ class _Router:
                 feed = self.feeds.get(handle)
                 if ev.HasField("frame_received"):
                     if feed is not None:
-                        feed.push(ev.frame_received)
+                        feed.take(ev.frame_received)
                     elif handle in self._closing:
                         FfiHandle(getattr(ev.frame_received, owned).handle.id).dispose()
                 elif ev.HasField("eos"):

@@ -168,3 +168,35 @@ def test_video_frames_reach_the_recording_while_the_event_loop_is_busy():
         assert len(got.frames) == 10
 
     asyncio.run(run())
+
+
+class Choosy(Watcher):
+    """A recording that fails on two frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats = RecordingStats()
+
+    def push_video(self, frame: rtc.VideoFrame, timestamp_us: int, rotation: int) -> None:
+        if frame.data[0] in (20, 30):
+            raise ValueError("not this one")
+        super().push_video(frame, timestamp_us, rotation)
+
+
+def test_a_frame_that_cannot_be_taken_is_counted_logged_once_and_the_rest_come(caplog):
+    async def run() -> None:
+        source = rtc.VideoSource(64, 64)
+        track = rtc.LocalVideoTrack.create_video_track("cam", source)
+        got = Choosy()
+        feed = VideoFeed(track, got)
+        for i in range(1, 6):
+            frame = rtc.VideoFrame(64, 64, rtc.VideoBufferType.I420, bytearray(64 * 96))
+            frame.data[: 64 * 64] = bytes([i * 10]) * (64 * 64)
+            source.capture_frame(frame, timestamp_us=i * 33_333)
+        await _until(lambda: len(got.frames) == 3)
+        feed.cancel()
+        assert [luma for luma, _, _ in got.frames] == [10, 40, 50]
+        assert got.stats.dropped == {"unreadable_frame": 2}
+        assert sum("could not be read" in r.message for r in caplog.records) == 1
+
+    asyncio.run(run())
