@@ -148,6 +148,13 @@ class Watcher:
         return [luma for luma, _, _ in self.frames if luma]
 
 
+def _show(source: rtc.VideoSource, i: int) -> None:
+    """The ``i``-th 64x64 frame, its luma ``i * 10``, 33 ms after the one before."""
+    frame = rtc.VideoFrame(64, 64, rtc.VideoBufferType.I420, bytearray(64 * 96))
+    frame.data[: 64 * 64] = bytes([i * 10]) * (64 * 64)
+    source.capture_frame(frame, timestamp_us=i * 33_333)
+
+
 def test_video_frames_reach_the_recording_while_the_event_loop_is_busy():
     """Each decoded frame goes on from the SDK's callback: a job process whose event loop
     is busy (or starved) still gets its frames in order, each when it comes."""
@@ -159,9 +166,7 @@ def test_video_frames_reach_the_recording_while_the_event_loop_is_busy():
         feed = VideoFeed(track, got)
         started = monotonic_us()
         for i in range(1, 11):  # the loop is blocked for all of it: no await
-            frame = rtc.VideoFrame(64, 64, rtc.VideoBufferType.I420, bytearray(64 * 96))
-            frame.data[: 64 * 64] = bytes([i * 10]) * (64 * 64)
-            source.capture_frame(frame, timestamp_us=i * 33_333)
+            _show(source, i)
             time.sleep(0.03)
         deadline = time.monotonic() + 10  # a busy machine: the SDK's thread may lag
         while got.lumas()[-1:] != [100] and time.monotonic() < deadline:
@@ -170,7 +175,7 @@ def test_video_frames_reach_the_recording_while_the_event_loop_is_busy():
         assert got.lumas() == [i * 10 for i in range(1, 11)]
         assert all(started <= pushed <= blocked_until for luma, _, pushed in got.frames if luma)
         feed.cancel()
-        source.capture_frame(frame)
+        _show(source, 11)
         await asyncio.sleep(0.2)
         assert got.lumas() == [i * 10 for i in range(1, 11)]
 
@@ -197,9 +202,7 @@ def test_a_frame_that_cannot_be_taken_is_counted_logged_once_and_the_rest_come(c
         got = Choosy()
         feed = VideoFeed(track, got)
         for i in range(1, 6):
-            frame = rtc.VideoFrame(64, 64, rtc.VideoBufferType.I420, bytearray(64 * 96))
-            frame.data[: 64 * 64] = bytes([i * 10]) * (64 * 64)
-            source.capture_frame(frame, timestamp_us=i * 33_333)
+            _show(source, i)
             await asyncio.sleep(0.03)
         await _until(lambda: got.lumas()[-1:] == [50])
         feed.cancel()

@@ -172,6 +172,7 @@ class DelayLine(Generic[T]):
                 break
             self._held.popleft()
             out.append((item, self._shift(ts)))
+        if out:
             self.end_first_hold()
         return out
 

@@ -86,7 +86,7 @@ class ParticipantRecording:
         # Video waits for the receive-delay reading that covers it (latency.py), never
         # past the fill delay: a repeated picture must not overtake a waiting frame.
         hold = min(MAX_HOLD_US, int(config.gap_fill_delay * 0.8e6))
-        self._line: DelayLine[msg.VideoIn] = DelayLine(hold, FIRST_HOLD_US if hold else 0)
+        self._line: DelayLine[msg.VideoIn] = DelayLine(hold, FIRST_HOLD_US)
         # Graceful overload (quality.py), once the encoders run with video.
         self._governor: Governor | None = None
         self._thinner = Thinner(config.nominal_fps)  # or a lowered level's rate
