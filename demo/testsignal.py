@@ -187,27 +187,27 @@ class Publisher(MarkedSignal):
         self.publications: dict[str, rtc.LocalTrackPublication] = {}
 
     async def publish(self, room: rtc.Room, screen: bool = False) -> None:
-        self._video_src = rtc.VideoSource(self.width, self.height)
         # Audio goes AUDIO_LEAD ahead into a queue twice that size, which the SDK drains
         # at 10 ms a tick: a publisher that stalls (a busy machine) never runs it dry,
         # so audio never falls behind video for good, and media time t of both streams
         # leaves at the same instant.
         self._audio_src = rtc.AudioSource(RATE, 1, queue_size_ms=2 * AUDIO_LEAD_MS)
-        v_source, a_source = (
-            (TS.SOURCE_SCREENSHARE, TS.SOURCE_SCREENSHARE_AUDIO)
-            if screen
-            else (TS.SOURCE_CAMERA, TS.SOURCE_MICROPHONE)
-        )
-        lp = room.local_participant
         if self.video:
-            track = rtc.LocalVideoTrack.create_video_track("video", self._video_src)
-            opts = rtc.TrackPublishOptions(source=v_source)
-            self.publications["video"] = await lp.publish_track(track, opts)
+            await self.publish_video(room, screen)
         if self.audio:
             track = rtc.LocalAudioTrack.create_audio_track("audio", self._audio_src)
-            opts = rtc.TrackPublishOptions(source=a_source)
-            self.publications["audio"] = await lp.publish_track(track, opts)
+            source = TS.SOURCE_SCREENSHARE_AUDIO if screen else TS.SOURCE_MICROPHONE
+            opts = rtc.TrackPublishOptions(source=source)
+            self.publications["audio"] = await room.local_participant.publish_track(track, opts)
         self.t0 = time.monotonic() - self.position
+
+    async def publish_video(self, room: rtc.Room, screen: bool = False) -> None:
+        """Publish the video track: in ``publish``, or later for a camera turned on
+        mid-call (with ``video`` then set, so that ``stream`` sends it)."""
+        self._video_src = rtc.VideoSource(self.width, self.height)
+        track = rtc.LocalVideoTrack.create_video_track("video", self._video_src)
+        opts = rtc.TrackPublishOptions(source=TS.SOURCE_SCREENSHARE if screen else TS.SOURCE_CAMERA)
+        self.publications["video"] = await room.local_participant.publish_track(track, opts)
 
     def restart_clock(self) -> None:
         """Take now as the current media time: after waiting between ``publish`` and

@@ -185,6 +185,50 @@ def test_audio_only_participant(worker: Worker):
     assert [t["kind"] for t in manifest["tracks"]] == ["audio"]
 
 
+def test_a_camera_turned_on_mid_call_ends_the_audio_only_file_and_starts_one_with_video(
+    worker: Worker,
+):
+    """A caller who speaks first (past ``layout_wait`` the file is AAC alone) and then
+    turns the camera on: that file ends (``video_started``) and the next carries both,
+    from where the first stopped, its markers in sync."""
+    left_at = 0.0
+
+    async def run() -> None:
+        nonlocal left_at
+        await room_with_agent(worker, "e2e-camera-on")
+        room, pub = await publishing("e2e-camera-on", "erin", video=False)
+        await until_recorded(worker, "e2e-camera-on", "erin")
+        pub.restart_clock()
+        await pub.stream(5)  # the file is decided audio-only at 3 s
+        pub.video, pub.markers = True, [1.0, 2.5, 4.0]
+        await pub.publish_video(room)
+        seconds = await _stream_until_first_picture(worker, "e2e-camera-on", "erin", pub)
+        await pub.stream(seconds + 5)
+        await room.disconnect()
+        left_at = time.time()
+
+    asyncio.run(run())
+    first, second = sorted(worker.wait_finished("e2e-camera-on", 2), key=lambda m: m["start_utc"])
+    assert first["end_reason"] == "video_started", first
+    assert [t["kind"] for t in first["tracks"]] == ["audio"]
+    assert sorted(t["kind"] for t in second["tracks"]) == ["audio", "video"]
+    first_path, second_path = (worker.out / "e2e-camera-on" / m["file"] for m in (first, second))
+    audio_only = check_file(first_path, video=False)
+    assert 4.5 < audio_only < 8, audio_only
+    with_video = check_file(second_path)
+    # From the first file's start to the caller leaving, all there, in two pieces.
+    start = [datetime.fromisoformat(m["start_utc"]).timestamp() for m in (first, second)]
+    seam = start[1] - (start[0] + audio_only)
+    print(f"audio-only {audio_only:.2f} s, then {with_video:.2f} s; seam {seam * 1000:.0f} ms")
+    # A file's length comes in whole AAC frames (21.3 ms) after one of priming; the audio
+    # in flight as the first file ends (at most one 100 ms frame) is lost.
+    assert -0.075 <= seam <= 0.25, seam
+    assert abs(audio_only + seam + with_video - (left_at - start[0])) <= 0.5
+    report = inspect_file(second_path)
+    assert len(report.av_offsets_ms) == 3, (report.flashes_s, report.beeps_s)
+    assert max(abs(o) for o in report.av_offsets_ms) <= AV_SYNC_MS, report.av_offsets_ms
+
+
 def test_camera_and_screen_share_go_to_separate_files(worker: Worker):
     async def run() -> None:
         await room_with_agent(worker, "e2e-screen")
