@@ -11,6 +11,9 @@ Inside your own agent it can also record the agent's own published tracks
 sends 10 ms of silence whenever nothing is captured (measured with livekit 1.1), so
 the agent's file runs continuously.
 
+A recording that fails (a write error) is replaced by a new file for the same tracks,
+after a wait that grows with each failure in a row (recording/retry.py).
+
 Recorders never record each other: the standalone worker joins hidden (others do not
 see it) as an agent carrying the attribute ``recorder_agent.role=recorder``, and such
 a participant is skipped (``is_recorder``: the attribute alone is not enough).
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -32,8 +36,9 @@ from .log import quiet_sdk_teardown
 from .ops.metrics import COUNTERS, StatsPublisher
 from .ops.reconcile import is_recorder
 from .receive import STATS_TICK_S, AudioFeed, DelayProbe, Feed, VideoFeed
-from .recording import ParticipantRecording, RecordingInfo
+from .recording import ParticipantRecording, RecordingInfo, RecordingState
 from .recording.info import RateMeter
+from .recording.retry import Retry
 from .util import printable
 
 TS = rtc.TrackSource
@@ -95,10 +100,12 @@ class RoomRecorder:
         self._probes: dict[tuple[str, str], DelayProbe] = {}
         self._receiver_drops: dict[str, int] = {}  # video track sid → drops counted
         self._grace: dict[tuple[str, str], asyncio.TimerHandle] = {}
+        self._retries: dict[tuple[str, str], Retry] = {}  # of keys that failed
+        self._retry_at: dict[tuple[str, str], float] = {}  # failed key → monotonic s
         self._progress_meters: dict[tuple[str, str], RateMeter] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self._progress: asyncio.Task[None] | None = None
-        self._delays: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._closed = False
         # Counters of this room's finished recordings, for the worker's totals.
         self._retired: dict[str, Any] = {
@@ -132,7 +139,7 @@ class RoomRecorder:
         for participant in room.remote_participants.values():
             self._pick_up_tracks(participant)
         self._progress = asyncio.create_task(self._log_progress(), name="recorder-progress")
-        self._delays = asyncio.create_task(self._read_delays(), name="recorder-delays")
+        self._watcher = asyncio.create_task(self._watch(), name="recorder-watch")
         self._stats.start()
 
     async def wait_for_room_end(self, timeout: float) -> None:
@@ -149,7 +156,7 @@ class RoomRecorder:
     async def aclose(self, reason: str = "job_shutdown") -> None:
         """Finalize every recording; safe to call more than once."""
         self._closed = True
-        for task in (self._progress, self._delays):
+        for task in (self._progress, self._watcher):
             if task is not None:
                 task.cancel()
         for key in list(self._recordings):
@@ -212,19 +219,8 @@ class RoomRecorder:
         is_video = track.kind == rtc.TrackKind.KIND_VIDEO
         kind, source = ("video" if is_video else "audio"), source_name(pub.source)
         size = (pub.width, pub.height) if is_video else (0, 0)
-        rec = self._recordings.get(key) or self._start_recording(key, participant, group)
-        if not rec.add_track(pub.sid, kind, source, *size):
-            rec = self._roll_over(key, participant, group)
-            rec.add_track(pub.sid, kind, source, *size)
-        self._feed(pub.sid, track, source, key, rec)
-        log.info("recording %s %s of %s", source, pub.sid, printable(participant.identity))
-
-    def _start_recording(
-        self, key: tuple[str, str], participant: Participant, group: str
-    ) -> ParticipantRecording:
-        self._progress_meters[key] = RateMeter()
-        rec = self._recordings[key] = ParticipantRecording(
-            self.config,
+        rec = self._recordings.get(key) or self._start_recording(
+            key,
             RecordingInfo(
                 room=self.room.name,
                 identity=participant.identity,
@@ -234,19 +230,28 @@ class RoomRecorder:
                 label=group,
             ),
         )
+        if not rec.add_track(pub.sid, kind, source, *size):
+            # A video track for a file decided audio-only (no video by layout_wait).
+            rec = self._reopen(key, "video_started")
+            rec.add_track(pub.sid, kind, source, *size)
+        self._feed(pub.sid, track, source, key, rec)
+        log.info("recording %s %s of %s", source, pub.sid, printable(participant.identity))
+
+    def _start_recording(self, key: tuple[str, str], info: RecordingInfo) -> ParticipantRecording:
+        self._progress_meters[key] = RateMeter()
+        rec = self._recordings[key] = ParticipantRecording(self.config, info)
         return rec
 
-    def _roll_over(
-        self, key: tuple[str, str], participant: Participant, group: str
-    ) -> ParticipantRecording:
-        """A video track for a file that was decided audio-only (no video by
-        ``layout_wait``): that file ends, and a new one takes the video and the audio."""
-        audio = [(sid, self._tracks[sid], self._sources[sid])
-                 for sid, k in self._track_group.items() if k == key]  # fmt: skip
-        self._close(key, "video_started")
-        rec = self._start_recording(key, participant, group)
-        for sid, track, source in audio:
-            rec.add_track(sid, "audio", source)
+    def _reopen(self, key: tuple[str, str], reason: str) -> ParticipantRecording:
+        """End ``key``'s file and go on in a new one, fed by the same tracks."""
+        tracks = [(sid, self._tracks[sid], self._sources[sid])
+                  for sid, k in self._track_group.items() if k == key]  # fmt: skip
+        info = self._recordings[key].info
+        self._close(key, reason)
+        rec = self._start_recording(key, info)
+        for sid, track, source in tracks:
+            kind = "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+            rec.add_track(sid, kind, source)
             self._feed(sid, track, source, key, rec)
         return rec
 
@@ -335,12 +340,14 @@ class RoomRecorder:
     def _close_participant(self, sid: str, reason: str) -> None:
         for key in [k for k in self._recordings if k[0] == sid]:
             self._close(key, reason)
+            self._retries.pop(key, None)
 
     def _close(self, key: tuple[str, str], reason: str) -> None:
         """Stop feeding a recording and finalize it in the background."""
         rec = self._recordings.pop(key, None)
         self._progress_meters.pop(key, None)
         self._probes.pop(key, None)
+        self._retry_at.pop(key, None)
         if timer := self._grace.pop(key, None):
             timer.cancel()
         if rec is None:
@@ -362,25 +369,46 @@ class RoomRecorder:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
+    async def _watch(self) -> None:
+        """Four times a second: failed recordings replaced, receive delays read."""
+        while True:
+            await asyncio.sleep(STATS_TICK_S)
+            self._replace_failed()
+            await self._read_delays()
+
+    def _replace_failed(self) -> None:
+        """A recording that failed gets a new file for the same tracks once its wait is
+        over (recording/retry.py); until then its media is counted as dropped."""
+        now = time.monotonic()
+        for key, rec in list(self._recordings.items()):
+            if rec.state is not RecordingState.FAILED:
+                continue
+            if key not in self._retry_at:
+                retry = self._retries.setdefault(key, Retry())
+                at = self._retry_at[key] = retry.failed(now, rec.stats.media_seconds)
+                log.warning("recording %s failed; a new file in %.0f s (failure %d in a row)",
+                            rec.info.shown, at - now, retry.failures)  # fmt: skip
+            elif now >= self._retry_at[key]:
+                new = self._reopen(key, "failed")
+                new.add_event("replaces_failed", file=rec.path and rec.path.name, error=rec.error)
+
     async def _read_delays(self) -> None:
         """The receive delays of each recording with both audio and video, and the frames
         the receiver dropped of each with video, from its tracks' stats (see receive.py);
         audio-only recordings cost nothing here."""
-        while True:
-            await asyncio.sleep(STATS_TICK_S)
-            for key, rec in list(self._recordings.items()):
-                by_kind: dict[int, rtc.Track] = {}
-                for sid, k in list(self._track_group.items()):
-                    if k == key and (track := self._tracks.get(sid)) is not None:
-                        by_kind[track.kind] = track
-                audio = by_kind.get(rtc.TrackKind.KIND_AUDIO)
-                video = by_kind.get(rtc.TrackKind.KIND_VIDEO)
-                if video is None or self._recordings.get(key) is not rec:
-                    continue  # a roll-over or a close during an earlier await
-                probe = self._probes.get(key)
-                if probe is None or probe.rec is not rec:
-                    probe = self._probes[key] = DelayProbe(rec, self._receiver_drops)
-                await probe.read(audio, video)
+        for key, rec in list(self._recordings.items()):
+            by_kind: dict[int, rtc.Track] = {}
+            for sid, k in list(self._track_group.items()):
+                if k == key and (track := self._tracks.get(sid)) is not None:
+                    by_kind[track.kind] = track
+            audio = by_kind.get(rtc.TrackKind.KIND_AUDIO)
+            video = by_kind.get(rtc.TrackKind.KIND_VIDEO)
+            if video is None or self._recordings.get(key) is not rec:
+                continue  # a roll-over or a close during an earlier await
+            probe = self._probes.get(key)
+            if probe is None or probe.rec is not rec:
+                probe = self._probes[key] = DelayProbe(rec, self._receiver_drops)
+            await probe.read(audio, video)
 
     async def _log_progress(self) -> None:
         """One line per recording every few seconds: the progress bar of a server."""

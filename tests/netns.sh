@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a command in a private network namespace: loopback plus a veth pair that exists
 # only inside it. WebRTC needs a non-loopback host candidate; inside this namespace no
-# packet can leave the machine, whatever addresses ICE tries.
+# packet can leave the machine, whatever addresses ICE tries. The mounts are private
+# too: a test that mounts a small disk leaves nothing mounted behind it.
 set -euo pipefail
 if [ "${RECORDER_NETNS:-}" = 1 ]; then exec "$@"; fi
 if ! unshare --net true 2>/dev/null; then
@@ -10,7 +11,7 @@ if ! unshare --net true 2>/dev/null; then
   echo "netns.sh: running on the host network; the server config keeps ICE on loopback." >&2
   exec "$@"
 fi
-exec unshare --net bash -c '
+exec unshare --net --mount bash -c '
   ip link set lo up
   ip link add rec0 type veth peer name rec1
   ip addr add 10.251.0.1/24 dev rec0

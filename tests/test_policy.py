@@ -450,7 +450,8 @@ def test_sdk_data_channel_teardown_is_info_and_other_errors_stay_errors(caplog):
 @pytest.mark.parametrize(
     "module",
     ["recording.timeline", "recording.latency", "recording.sync", "recording.manifest",
-     "recording.inbox", "recording.quality", "ops.reconcile", "output.tsparse"],
+     "recording.inbox", "recording.quality", "recording.retry", "ops.reconcile",
+     "output.tsparse"],
 )  # fmt: skip
 def test_the_policy_docstring_examples_hold(module):
     """The examples in the pure modules' docstrings are run, so they stay true."""

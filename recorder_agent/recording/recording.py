@@ -570,10 +570,14 @@ class ParticipantRecording:
             self._ledger.state = self.state.value
 
     def _discard_until_close(self) -> None:
-        """After a failure: answer drains and the close, drop everything else."""
+        """After a failure: answer drains and the close, drop everything else. At the
+        close the final manifest is written again: on a full disk the first try failed,
+        and the room closes this recording when it starts the next file."""
         while True:
             match self._inbox.get(_IDLE_TICK):
                 case msg.Drain(reached):
                     reached.set()
                 case msg.Close():
+                    if self._ledger is not None:
+                        self._ledger.write()
                     return
