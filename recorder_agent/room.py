@@ -388,6 +388,8 @@ class RoomRecorder:
                 at = self._retry_at[key] = retry.failed(now, rec.stats.media_seconds)
                 log.warning("recording %s failed; a new file in %.0f s (failure %d in a row)",
                             rec.info.shown, at - now, retry.failures)  # fmt: skip
+            elif key not in self._track_group.values():
+                self._close(key, "failed")  # its tracks ended meanwhile: nothing to go on with
             elif now >= self._retry_at[key]:
                 new = self._reopen(key, "failed")
                 new.add_event("replaces_failed", file=rec.path and rec.path.name, error=rec.error)
