@@ -107,6 +107,7 @@ class RoomRecorder:
         self._progress: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
+        self._room_gone = False  # the room's disconnect came
         # Counters of this room's finished recordings, for the worker's totals.
         self._retired: dict[str, Any] = {
             "room": room.name, "participant": "", "state": "finished",
@@ -143,10 +144,13 @@ class RoomRecorder:
         self._stats.start()
 
     async def wait_for_room_end(self, timeout: float) -> None:
-        """At a job's end, while the room is still connected: wait up to ``timeout`` for
-        the server's own disconnect, so that a deleted room ends its recordings as
-        ``room_closed`` even when the job's termination arrived first."""
-        if not self.room.isconnected() or not self._recordings:
+        """At a job's end: wait up to ``timeout`` for the server's own disconnect, so
+        that a deleted room ends its recordings as ``room_closed`` even when the job's
+        termination arrived first. Not ``room.isconnected()``: the SDK sends the new
+        connection state and then, in an event of its own, the disconnect with its
+        reason; in between the room reads disconnected (a fresh-clone run ended 1 of 3
+        deleted rooms as ``parent process shutdown`` that way)."""
+        if self._room_gone or not self._recordings:
             return
         ended = asyncio.Event()
         self.room.once("disconnected", lambda *_: ended.set())
@@ -319,6 +323,7 @@ class RoomRecorder:
             self._close_participant(participant.sid, reason)
 
     def _on_disconnected(self, reason: Any = None) -> None:
+        self._room_gone = True
         if reason == rtc.DisconnectReason.CLIENT_INITIATED:
             return  # our own job's shutdown: aclose(reason) names it
         for key in list(self._recordings):
