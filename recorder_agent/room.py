@@ -70,6 +70,10 @@ def source_name(source: int) -> str:
     return TS.Name(source).removeprefix("SOURCE_").lower()
 
 
+def kind_of(track: rtc.Track) -> str:
+    return "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
+
+
 class RoomRecorder:
     """Records every eligible participant of one connected ``rtc.Room``, each into a
     file of their own. Settings by keyword (see ``RecorderConfig``), or a whole config.
@@ -220,9 +224,8 @@ class RoomRecorder:
         key = (participant.sid, group)
         if timer := self._grace.pop(key, None):
             timer.cancel()
-        is_video = track.kind == rtc.TrackKind.KIND_VIDEO
-        kind, source = ("video" if is_video else "audio"), source_name(pub.source)
-        size = (pub.width, pub.height) if is_video else (0, 0)
+        kind, source = kind_of(track), source_name(pub.source)
+        size = (pub.width, pub.height) if kind == "video" else (0, 0)
         rec = self._recordings.get(key) or self._start_recording(
             key,
             RecordingInfo(
@@ -254,8 +257,7 @@ class RoomRecorder:
         self._close(key, reason)
         rec = self._start_recording(key, info)
         for sid, track, source in tracks:
-            kind = "video" if track.kind == rtc.TrackKind.KIND_VIDEO else "audio"
-            rec.add_track(sid, kind, source)
+            rec.add_track(sid, kind_of(track), source)
             self._feed(sid, track, source, key, rec)
         return rec
 
@@ -388,13 +390,13 @@ class RoomRecorder:
         for key, rec in list(self._recordings.items()):
             if rec.state is not RecordingState.FAILED:
                 continue
-            if key not in self._retry_at:
+            if key not in self._track_group.values():
+                self._close(key, "failed")  # its tracks ended meanwhile: nothing to go on with
+            elif key not in self._retry_at:
                 retry = self._retries.setdefault(key, Retry())
                 at = self._retry_at[key] = retry.failed(now, rec.stats.media_seconds)
                 log.warning("recording %s failed; a new file in %.0f s (failure %d in a row)",
                             rec.info.shown, at - now, retry.failures)  # fmt: skip
-            elif key not in self._track_group.values():
-                self._close(key, "failed")  # its tracks ended meanwhile: nothing to go on with
             elif now >= self._retry_at[key]:
                 new = self._reopen(key, "failed")
                 new.add_event("replaces_failed", file=rec.path and rec.path.name, error=rec.error)
